@@ -1,0 +1,177 @@
+package file_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/thinroot/thinroot/internal/loop"
+	"github.com/thinroot/thinroot/internal/mount"
+	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/file"
+	"github.com/thinroot/thinroot/lvm/lvmtest"
+)
+
+var bg = context.Background()
+
+// mkfsMounted makes a filesystem of the given type in an image and mounts it.
+func mkfsMounted(t *testing.T, fstype string, mkfs ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	img := filepath.Join(dir, fstype+".img")
+	f, _ := os.Create(img)
+	f.Truncate(512 << 20)
+	f.Close()
+	if out, err := exec.Command(mkfs[0], append(mkfs[1:], img)...).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", mkfs, err, out)
+	}
+	dev, err := loop.Attach(img, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	if err := mount.Device(dev.Path, mnt, fstype, ""); err != nil {
+		t.Fatal(err)
+	}
+	dev.Close()
+	t.Cleanup(func() { mount.Unmount(mnt, true) })
+	return mnt
+}
+
+// A directory on a filesystem without reflink is refused, saying why and
+// what to do; one on XFS with reflink or btrfs is adopted.
+func TestDirectoryPools(t *testing.T) {
+	lvmtest.RequireRoot(t)
+	state := t.TempDir()
+	be := file.New(state, lvmtest.TestLogger(t))
+	ext4 := mkfsMounted(t, "ext4", "mkfs.ext4", "-q")
+	err := be.CreatePool(bg, lvm.PoolSpec{Name: "onext4", Directory: ext4})
+	if err == nil || !strings.Contains(err.Error(), "ext4") || !strings.Contains(err.Error(), "cannot clone") {
+		t.Fatalf("ext4 directory: %v, want a clear refusal", err)
+	}
+	if pools, _ := be.Pools(bg); len(pools) != 0 {
+		t.Fatalf("a refused pool is listed: %v", pools)
+	}
+	for _, c := range []struct{ fs, mkfs string }{{"xfs", "mkfs.xfs"}, {"btrfs", "mkfs.btrfs"}} {
+		if _, err := exec.LookPath(c.mkfs); err != nil {
+			t.Fatalf("%s missing (.ci/run installs it): %v", c.mkfs, err)
+		}
+		args := []string{c.mkfs, "-q", "-f"}
+		dir := mkfsMounted(t, c.fs, args...)
+		name := "on" + c.fs
+		if err := be.CreatePool(bg, lvm.PoolSpec{Name: name, Directory: dir}); err != nil {
+			t.Fatalf("%s directory: %v", c.fs, err)
+		}
+		if err := be.CreatePool(bg, lvm.PoolSpec{Name: name, Directory: dir}); !errors.Is(err, lvm.ErrExists) {
+			t.Fatalf("second create: %v, want ErrExists", err)
+		}
+		v, err := be.CreateThin(bg, name, "mock.r.base", 64<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		be.Release(v)
+		s, err := be.Snapshot(bg, name, "mock.r.base", "mock.r.snap", lvm.SnapshotOptions{Tags: []string{"t1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Origin != "mock.r.base" || s.VirtualSize != 64<<20 || len(s.Tags) != 1 {
+			t.Fatalf("snapshot sidecar did not round-trip: %+v", s)
+		}
+		r, err := be.Scan(bg, name)
+		if err != nil || len(r.Volumes) != 2 || r.SizeBytes == 0 {
+			t.Fatalf("scan: %+v, %v", r, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "volumes", "mock.r.snap.img")); err != nil {
+			t.Fatalf("volumes are not in the adopted directory: %v", err)
+		}
+		if err := be.RemovePool(bg, name); !errors.Is(err, lvm.ErrNotEmpty) {
+			t.Fatalf("remove non-empty pool: %v", err)
+		}
+		be.Remove(bg, name, "mock.r.snap")
+		be.Remove(bg, name, "mock.r.base")
+		if err := be.RemovePool(bg, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Leftovers of a crash inside the backend (a temporary image nobody
+// holds, a sidecar whose image never got published) are swept at the
+// next scan; a temporary still held by a live writer is left alone.
+func TestSweepsLeftovers(t *testing.T) {
+	lvmtest.RequireRoot(t)
+	state := t.TempDir()
+	be := file.New(state, lvmtest.TestLogger(t))
+	if err := be.CreatePool(bg, lvm.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	defer be.RemovePool(bg, "p")
+	vols := filepath.Join(state, "pools", "p", "volumes")
+	os.WriteFile(filepath.Join(vols, ".tmp-mock.r.dead.img"), []byte("x"), 0o600)
+	os.WriteFile(filepath.Join(vols, "mock.r.orphan.json"), []byte("{}"), 0o644)
+	live := filepath.Join(vols, ".tmp-mock.r.live.img")
+	os.WriteFile(live, []byte("x"), 0o600)
+	h, err := lvm.TryLock(live, true)
+	if err != nil || h == nil {
+		t.Fatal(err)
+	}
+	r, err := be.Scan(bg, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Volumes) != 0 {
+		t.Fatalf("leftovers listed as volumes: %+v", r.Volumes)
+	}
+	for _, gone := range []string{".tmp-mock.r.dead.img", "mock.r.orphan.json"} {
+		if _, err := os.Stat(filepath.Join(vols, gone)); err == nil {
+			t.Errorf("%s was not swept", gone)
+		}
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a temporary held by a live writer was swept")
+	}
+	h.Release()
+	os.Remove(live)
+}
+
+// An image pool survives its mount going away (a reboot): the next scan
+// mounts it again and finds the volumes.
+func TestImagePoolRemount(t *testing.T) {
+	lvmtest.RequireRoot(t)
+	state := t.TempDir()
+	be := file.New(state, lvmtest.TestLogger(t))
+	if err := be.CreatePool(bg, lvm.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := be.CreateThin(bg, "p", "mock.r.v", 32<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.Release(v)
+	if err := mount.Unmount(filepath.Join(state, "pools", "p"), false); err != nil {
+		t.Fatal(err)
+	}
+	r, err := file.New(state, lvmtest.TestLogger(t)).Scan(bg, "p")
+	if err != nil || len(r.Volumes) != 1 || r.Volumes[0].Name != "mock.r.v" {
+		t.Fatalf("after remount: %+v, %v", r, err)
+	}
+	be.Remove(bg, "p", "mock.r.v")
+	if err := be.RemovePool(bg, "p"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(state, "pools", "p.img")); err == nil {
+		t.Fatal("pool image left behind")
+	}
+}
+
+func TestScanMissingPool(t *testing.T) {
+	be := file.New(t.TempDir(), nil)
+	if _, err := be.Scan(bg, "nope"); !errors.Is(err, lvm.ErrNotFound) {
+		t.Fatalf("scan of a missing pool: %v", err)
+	}
+}

@@ -1,0 +1,394 @@
+package file
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/thinroot/thinroot/internal/fsutil"
+	"github.com/thinroot/thinroot/internal/loop"
+	"github.com/thinroot/thinroot/internal/mount"
+	"github.com/thinroot/thinroot/lvm"
+)
+
+// sidecar is <lv>.json beside <lv>.img.
+type sidecar struct {
+	Name        string    `json:"name"`
+	Origin      string    `json:"origin,omitempty"`
+	VirtualSize int64     `json:"virtual_size"`
+	Created     time.Time `json:"created"`
+	Tags        []string  `json:"tags,omitempty"`
+}
+
+// A volume is published when its <lv>.img exists; the sidecar is written
+// before the image is renamed into place. Work in progress lives in
+// .tmp-<lv>.img, locked by its writer, and is swept once its writer is gone.
+func (b *Backend) imgPath(pool, name string) string {
+	return filepath.Join(b.volumesDir(pool), name+".img")
+}
+func (b *Backend) sidecarPath(pool, name string) string {
+	return filepath.Join(b.volumesDir(pool), name+".json")
+}
+func (b *Backend) tmpPath(pool, name string) string {
+	return filepath.Join(b.volumesDir(pool), ".tmp-"+name+".img")
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(path, append(data, '\n'), 0o644)
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// listVolumes reads the volumes directory, sweeping abandoned temporaries.
+func (b *Backend) listVolumes(pool string) ([]lvm.Volume, error) {
+	dir := b.volumesDir(pool)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file pool %s: %w", pool, err)
+	}
+	attached := loop.Attached()
+	var vols []lvm.Volume
+	names := map[string]bool{}
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, ".tmp-") {
+			b.sweepTemp(filepath.Join(dir, n))
+			continue
+		}
+		name, ok := strings.CutSuffix(n, ".img")
+		if !ok {
+			continue
+		}
+		names[name] = true
+		v := lvm.Volume{Name: name, Pool: pool, Thin: true}
+		var sc sidecar
+		if err := readJSON(b.sidecarPath(pool, name), &sc); err == nil {
+			v.Origin, v.VirtualSize, v.Created, v.Tags = sc.Origin, sc.VirtualSize, sc.Created, sc.Tags
+		}
+		if info, err := e.Info(); err == nil {
+			if v.VirtualSize == 0 {
+				v.VirtualSize = info.Size()
+			}
+			if v.Created.IsZero() {
+				v.Created = info.ModTime()
+			}
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				v.UsedBytes = st.Blocks * 512
+			}
+		}
+		if dev, ok := attached[filepath.Join(dir, n)]; ok {
+			v.Active, v.Device = true, dev
+		}
+		vols = append(vols, v)
+	}
+	// Sidecars whose image never got published are leftovers of a crash.
+	for _, e := range ents {
+		if name, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(name, ".") && !names[name] {
+			if _, err := os.Stat(b.tmpPath(pool, name)); errors.Is(err, fs.ErrNotExist) {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	sort.Slice(vols, func(i, j int) bool { return vols[i].Name < vols[j].Name })
+	return vols, nil
+}
+
+// sweepTemp removes a temporary image whose writer is gone (its lock is
+// free). A live writer keeps it locked, so this never races one.
+func (b *Backend) sweepTemp(path string) {
+	h, err := lvm.TryLock(path, true)
+	if err != nil || h == nil {
+		return
+	}
+	defer h.Release()
+	b.log.Info("removing abandoned temporary volume", "path", path)
+	os.Remove(path)
+}
+
+// newTemp creates a locked temporary image for name.
+func (b *Backend) newTemp(pool, name string) (*os.File, *lvm.HeldLock, error) {
+	tmp := b.tmpPath(pool, name)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Maybe abandoned; if a live writer holds it this volume is being
+		// made right now.
+		b.sweepTemp(tmp)
+		f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return nil, nil, fmt.Errorf("volume %s is being created: %w", name, lvm.ErrExists)
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := lvm.TryLock(tmp, true)
+	if err != nil || h == nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, nil, fmt.Errorf("lock temporary %s: %v", tmp, err)
+	}
+	return f, h, nil
+}
+
+// publish writes the sidecar and renames the temporary into place.
+func (b *Backend) publish(pool string, sc sidecar) error {
+	if err := writeJSON(b.sidecarPath(pool, sc.Name), sc); err != nil {
+		return err
+	}
+	if err := os.Rename(b.tmpPath(pool, sc.Name), b.imgPath(pool, sc.Name)); err != nil {
+		os.Remove(b.sidecarPath(pool, sc.Name))
+		return err
+	}
+	return fsutil.SyncDir(b.volumesDir(pool))
+}
+
+func (b *Backend) exists(pool, name string) bool {
+	_, err := os.Stat(b.imgPath(pool, name))
+	return err == nil
+}
+
+// CreateThin makes a sparse image of the virtual size and attaches it.
+func (b *Backend) CreateThin(ctx context.Context, pool, name string, virtualSize int64) (*lvm.Volume, error) {
+	if _, err := b.open(ctx, pool); err != nil {
+		return nil, err
+	}
+	if b.exists(pool, name) {
+		return nil, fmt.Errorf("volume %s: %w", name, lvm.ErrExists)
+	}
+	f, h, err := b.newTemp(pool, name)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Release()
+	err = f.Truncate(virtualSize)
+	f.Close()
+	if err != nil {
+		os.Remove(b.tmpPath(pool, name))
+		return nil, fmt.Errorf("create volume %s: %w", name, err)
+	}
+	sc := sidecar{Name: name, VirtualSize: virtualSize, Created: time.Now().UTC()}
+	if err := b.publish(pool, sc); err != nil {
+		os.Remove(b.tmpPath(pool, name))
+		return nil, fmt.Errorf("create volume %s: %w", name, err)
+	}
+	return b.Activate(ctx, pool, name)
+}
+
+// Snapshot clones origin's image with FICLONE. If the origin is mounted
+// its filesystem is frozen for the clone, so the copy is consistent.
+func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts lvm.SnapshotOptions) (*lvm.Volume, error) {
+	if _, err := b.open(ctx, pool); err != nil {
+		return nil, err
+	}
+	if !b.exists(pool, origin) {
+		return nil, fmt.Errorf("snapshot origin %s: %w", origin, lvm.ErrNotFound)
+	}
+	if b.exists(pool, name) {
+		return nil, fmt.Errorf("volume %s: %w", name, lvm.ErrExists)
+	}
+	var osc sidecar
+	if err := readJSON(b.sidecarPath(pool, origin), &osc); err != nil {
+		return nil, fmt.Errorf("snapshot origin %s: %w", origin, err)
+	}
+	dst, h, err := b.newTemp(pool, name)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Release()
+	fail := func(err error) (*lvm.Volume, error) {
+		dst.Close()
+		os.Remove(b.tmpPath(pool, name))
+		return nil, fmt.Errorf("snapshot %s of %s: %w", name, origin, err)
+	}
+	src, err := os.Open(b.imgPath(pool, origin))
+	if err != nil {
+		return fail(err)
+	}
+	defer src.Close()
+	if opts.OriginMount != "" {
+		thaw, err := mount.Freeze(opts.OriginMount)
+		if err != nil {
+			return fail(err)
+		}
+		err = unix.IoctlFileClone(int(dst.Fd()), int(src.Fd()))
+		thaw()
+		if err != nil {
+			return fail(fmt.Errorf("FICLONE: %w", err))
+		}
+	} else if err := unix.IoctlFileClone(int(dst.Fd()), int(src.Fd())); err != nil {
+		return fail(fmt.Errorf("FICLONE: %w", err))
+	}
+	if err := dst.Sync(); err != nil {
+		return fail(err)
+	}
+	dst.Close()
+	sc := sidecar{Name: name, Origin: origin, VirtualSize: osc.VirtualSize, Created: time.Now().UTC(), Tags: opts.Tags}
+	if err := b.publish(pool, sc); err != nil {
+		os.Remove(b.tmpPath(pool, name))
+		return nil, fmt.Errorf("snapshot %s of %s: %w", name, origin, err)
+	}
+	if opts.Activate {
+		return b.Activate(ctx, pool, name)
+	}
+	return b.volume(pool, name)
+}
+
+func (b *Backend) volume(pool, name string) (*lvm.Volume, error) {
+	vols, err := b.listVolumes(pool)
+	if err != nil {
+		return nil, err
+	}
+	for i := range vols {
+		if vols[i].Name == name {
+			return &vols[i], nil
+		}
+	}
+	return nil, fmt.Errorf("volume %s: %w", name, lvm.ErrNotFound)
+}
+
+// Activate attaches the image to a loop device (autoclear). The returned
+// volume holds the device open until Release; mount it before that.
+func (b *Backend) Activate(ctx context.Context, pool, name string) (*lvm.Volume, error) {
+	v, err := b.volume(pool, name)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := loop.Attach(b.imgPath(pool, name), false)
+	if err != nil {
+		return nil, fmt.Errorf("activate %s: %w", name, err)
+	}
+	v.Active, v.Device, v.Handle = true, dev.Path, dev
+	return v, nil
+}
+
+// Release drops the hold Activate took on the loop device.
+func (b *Backend) Release(v *lvm.Volume) {
+	if d, ok := v.Handle.(*loop.Device); ok {
+		d.Close()
+		v.Handle = nil
+	}
+}
+
+// Remove deletes a volume's image and sidecar. The Manager unmounts first;
+// a loop device still attached keeps the data until it detaches.
+func (b *Backend) Remove(ctx context.Context, pool, name string) error {
+	if _, err := b.open(ctx, pool); err != nil {
+		return err
+	}
+	img := b.imgPath(pool, name)
+	// After an unmount the kernel detaches an autoclear loop device in
+	// the background; the pool gets the space back only once it has, so
+	// wait for that (briefly) before unlinking.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, attached := loop.Attached()[img]; !attached {
+			break
+		}
+	}
+	own := ownBytes(img)
+	free0 := b.freeBytes(pool)
+	err := os.Remove(img)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("volume %s: %w", name, lvm.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("remove volume %s: %w", name, err)
+	}
+	os.Remove(b.sidecarPath(pool, name))
+	if err := fsutil.SyncDir(b.volumesDir(pool)); err != nil {
+		return err
+	}
+	// The kernel lets go of a detached loop device's file, and XFS frees an
+	// unlinked file's blocks, in the background. Wait (a bounded time) until
+	// the image's own blocks are free again, so the pool's figures are
+	// right when Remove returns and a full pool is usable at once.
+	if own > 1<<20 && free0 >= 0 {
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if b.freeBytes(pool)-free0 >= own-own/10-(1<<20) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// freeBytes is the pool filesystem's free space after a syncfs (which
+// also waits for XFS's deferred inode frees).
+func (b *Backend) freeBytes(pool string) int64 {
+	d, err := os.Open(b.poolRoot(pool) + "/")
+	if err != nil {
+		return -1
+	}
+	defer d.Close()
+	unix.Syncfs(int(d.Fd()))
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(d.Fd()), &st); err != nil {
+		return -1
+	}
+	return int64(st.Bavail) * int64(st.Bsize)
+}
+
+// CheckReflink tells whether dir's filesystem can clone files, with a
+// message that says what to do when it cannot.
+func CheckReflink(dir string) error {
+	a, err := os.CreateTemp(dir, ".reflink-probe-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(a.Name())
+	defer a.Close()
+	if _, err := a.Write(make([]byte, 4096)); err != nil {
+		return err
+	}
+	c, err := os.CreateTemp(dir, ".reflink-probe-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(c.Name())
+	defer c.Close()
+	if err := unix.IoctlFileClone(int(c.Fd()), int(a.Fd())); err != nil {
+		fstype := "this filesystem"
+		var st unix.Statfs_t
+		if unix.Statfs(dir, &st) == nil {
+			fstype = fsName(st.Type)
+		}
+		return fmt.Errorf("%s is on %s, which cannot clone files (FICLONE: %v); use a directory on XFS with reflink=1 or btrfs, or let thinroot create an image pool", dir, fstype, err)
+	}
+	return nil
+}
+
+func fsName(magic int64) string {
+	switch magic {
+	case unix.EXT4_SUPER_MAGIC:
+		return "ext4"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs (without reflink)"
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	}
+	return fmt.Sprintf("a filesystem of type %#x", magic)
+}

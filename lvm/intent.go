@@ -1,0 +1,208 @@
+package lvm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/thinroot/thinroot/internal/fsutil"
+	"github.com/thinroot/thinroot/internal/mount"
+)
+
+// An intent records a multi-step operation while it runs, so that if the
+// process dies half way the next Manager to start (in any process) can
+// finish the job: operations that create volumes are rolled back,
+// operations that remove them are rolled forward. The running process
+// holds a lock on its intent file; a free lock means its writer is dead.
+//
+// Intents are not state: they exist only while an operation runs and say
+// nothing that is not also on disk in the backend. While one is live its
+// volumes are hidden from the model, so nobody sees a half-made object.
+
+type intent struct {
+	Op      string    `json:"op"`
+	Root    string    `json:"root"`
+	Pool    string    `json:"pool"`
+	Backend string    `json:"backend"` // key in Options.Backends
+	Forward bool      `json:"forward"` // true: finish removing; false: undo creating
+	Volumes []string  `json:"volumes"` // in creation order
+	Mounts  []string  `json:"mounts,omitempty"`
+	Frozen  []string  `json:"frozen,omitempty"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+
+	path string
+	lock *HeldLock
+}
+
+func (m *Manager) intentsDir() string { return filepath.Join(m.opts.StateDir, "intents") }
+
+// begin writes and locks an intent.
+func (m *Manager) begin(in *intent) error {
+	dir := m.intentsDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	in.PID, in.Started = os.Getpid(), time.Now().UTC()
+	// Write and lock it under a name Recover ignores, then rename it into
+	// place: the lock belongs to the open file, not the name, so nobody
+	// can ever see it unlocked or half written.
+	f, err := os.CreateTemp(dir, ".new-"+in.Op+"-*")
+	if err != nil {
+		return fmt.Errorf("record intent: %w", err)
+	}
+	if err := setOFD(f, unix.F_OFD_SETLK, unix.F_WRLCK); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("lock intent: %w", err)
+	}
+	in.lock = &HeldLock{f: f, path: f.Name()}
+	in.path = strings.TrimSuffix(filepath.Join(dir, strings.TrimPrefix(filepath.Base(f.Name()), ".new-")), ".json") + ".json"
+	if err := m.writeIntent(in); err != nil {
+		in.lock.Release()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), in.path); err != nil {
+		in.lock.Release()
+		os.Remove(f.Name())
+		return fmt.Errorf("record intent: %w", err)
+	}
+	return nil
+}
+
+// save records progress (volumes created so far, frozen mounts).
+func (m *Manager) save(in *intent) error { return m.writeIntent(in) }
+
+// writeIntent rewrites the intent in place through the locked descriptor.
+func (m *Manager) writeIntent(in *intent) error {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	f := in.lock.f
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// done removes a finished operation's intent.
+func (m *Manager) done(in *intent) {
+	if in == nil || in.path == "" {
+		return
+	}
+	os.Remove(in.path)
+	fsutil.SyncDir(filepath.Dir(in.path))
+	in.lock.Release()
+	in.path = ""
+}
+
+// liveIntents lists intents whose writers are still running.
+func (m *Manager) liveIntents() []intent {
+	ents, err := os.ReadDir(m.intentsDir())
+	if err != nil {
+		return nil
+	}
+	var out []intent
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		p := filepath.Join(m.intentsDir(), e.Name())
+		if _, held := LockHolder(p, true); !held {
+			continue
+		}
+		var in intent
+		if data, err := os.ReadFile(p); err == nil && json.Unmarshal(data, &in) == nil {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// Recover finishes the operations of processes that died half way. It is
+// safe to run at any time, from any process: live operations are skipped.
+func (m *Manager) Recover(ctx context.Context) error {
+	ents, err := os.ReadDir(m.intentsDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		p := filepath.Join(m.intentsDir(), e.Name())
+		h, err := TryLock(p, true)
+		if err != nil || h == nil {
+			continue // its writer is alive
+		}
+		if err := m.recoverOne(ctx, p); err != nil {
+			errs = append(errs, err)
+		}
+		h.Release()
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) recoverOne(ctx context.Context, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var in intent
+	if len(data) == 0 || json.Unmarshal(data, &in) != nil {
+		// Died before the intent was written: nothing was done yet.
+		os.Remove(path)
+		return nil
+	}
+	be, ok := m.opts.Backends[in.Backend]
+	if !ok {
+		m.log.Warn("cannot recover operation: its backend is not configured here",
+			"op", in.Op, "root", in.Root, "backend", in.Backend, "intent", path)
+		return nil
+	}
+	how := "rolling back"
+	if in.Forward {
+		how = "finishing"
+	}
+	m.log.Warn(how+" an interrupted operation", "op", in.Op, "root", in.Root,
+		"pid", in.PID, "started", in.Started, "volumes", in.Volumes)
+	ctx = context.WithoutCancel(ctx)
+	for _, dir := range in.Frozen {
+		mount.Thaw(dir)
+	}
+	var errs []error
+	for _, mp := range in.Mounts {
+		if err := mount.Unmount(mp, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := len(in.Volumes) - 1; i >= 0; i-- {
+		err := be.Remove(ctx, in.Pool, in.Volumes[i])
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("recover %s of %s: %w", in.Op, in.Root, errors.Join(errs...))
+	}
+	os.Remove(path)
+	m.invalidate(in.Pool)
+	return nil
+}

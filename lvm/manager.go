@@ -1,0 +1,436 @@
+package lvm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/thinroot/thinroot/internal/mount"
+)
+
+// Options configure a Manager.
+type Options struct {
+	// StateDir holds thinroot's own files: lock files, intents, init
+	// status, and (file backend) the pools. Default /var/lib/thinroot.
+	StateDir string
+	// Backends by key: "file", or "lvm2:<vg>" (see BackendKey).
+	Backends map[string]Backend
+	// Basedir is used for configs found only through their volumes.
+	Basedir string
+	// WarnPercent and RefusePercent are the thresholds new pools get.
+	WarnPercent, RefusePercent float64
+	Log                        *slog.Logger
+}
+
+// DefaultStateDir is where thinroot keeps its files unless told otherwise.
+const DefaultStateDir = "/var/lib/thinroot"
+
+// BackendKey names the backend a config uses.
+func BackendKey(c *Config) string {
+	if c.Backend == "lvm2" {
+		return "lvm2:" + c.VolumeGroup
+	}
+	return c.Backend
+}
+
+// Manager holds mock's model on top of the backends: names, current
+// snapshots, locks, the size check, mkfs, mount and scrub. It keeps the
+// last scan of every pool and answers questions from it, so reading the
+// model costs no backend call; operations patch it, and Refresh (on an
+// interval, by the caller) rescans.
+type Manager struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	configs map[string]*Config
+	pools   map[string]*poolEntry
+	holds   map[string]string // root+"/"+ext -> who
+	gen     uint64
+	dirty   bool
+
+	state atomic.Pointer[State]
+	// changed is closed and replaced whenever a new State is published.
+	changed chan struct{}
+}
+
+type poolEntry struct {
+	name    string
+	key     string // backend key
+	backend Backend
+	report  *PoolReport
+	err     error
+}
+
+// NewManager returns a Manager. It does not touch the backends; call
+// Recover and Refresh (or Reconcile) to load the picture.
+func NewManager(opts Options) (*Manager, error) {
+	if opts.StateDir == "" {
+		opts.StateDir = DefaultStateDir
+	}
+	if opts.Basedir == "" {
+		opts.Basedir = DefaultBasedir
+	}
+	if opts.WarnPercent == 0 {
+		opts.WarnPercent = DefaultWarnPercent
+	}
+	if opts.RefusePercent == 0 {
+		opts.RefusePercent = DefaultRefusePercent
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	for _, d := range []string{opts.StateDir, filepath.Join(opts.StateDir, "locks"), filepath.Join(opts.StateDir, "status")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+	}
+	m := &Manager{
+		opts:    opts,
+		log:     opts.Log,
+		configs: map[string]*Config{},
+		pools:   map[string]*poolEntry{},
+		holds:   map[string]string{},
+		changed: make(chan struct{}),
+	}
+	m.state.Store(&State{Taken: time.Now()})
+	return m, nil
+}
+
+// AddConfig registers a config. Its pool joins the model at the next
+// Refresh.
+func (m *Manager) AddConfig(c Config) error {
+	if err := c.Normalize(); err != nil {
+		return err
+	}
+	key := BackendKey(&c)
+	be, ok := m.opts.Backends[key]
+	if !ok {
+		return fmt.Errorf("config %s: backend %s is not available", c.Root, key)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.pools[c.Pool]; ok && p.key != key {
+		return fmt.Errorf("config %s: pool %s is a %s pool, the config says %s", c.Root, c.Pool, p.key, key)
+	}
+	m.configs[c.Root] = &c
+	if _, ok := m.pools[c.Pool]; !ok {
+		m.pools[c.Pool] = &poolEntry{name: c.Pool, key: key, backend: be}
+	}
+	m.dirty = true
+	return nil
+}
+
+// Configs returns the registered configs, sorted by root.
+func (m *Manager) Configs() []Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Config, 0, len(m.configs))
+	for _, c := range m.configs {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Root < out[j].Root })
+	return out
+}
+
+// Config returns a registered config.
+func (m *Manager) Config(root string) (*Config, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.configs[root]
+	if !ok {
+		return nil, notFound("config", root)
+	}
+	cp := *c
+	return &cp, nil
+}
+
+func (m *Manager) backendFor(c *Config) Backend { return m.opts.Backends[BackendKey(c)] }
+
+// State returns the last published picture. It never blocks on a backend.
+func (m *Manager) State() *State {
+	m.mu.Lock()
+	dirty := m.dirty
+	m.mu.Unlock()
+	if dirty {
+		m.publish()
+	}
+	return m.state.Load()
+}
+
+// Changed returns a channel closed at the next publication of a State.
+func (m *Manager) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.changed
+}
+
+// Refresh rescans every pool (one backend report each) and publishes a
+// new State.
+func (m *Manager) Refresh(ctx context.Context) (*State, error) {
+	m.discover(ctx)
+	m.mu.Lock()
+	entries := make([]*poolEntry, 0, len(m.pools))
+	for _, p := range m.pools {
+		entries = append(entries, p)
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, p := range entries {
+		r, err := p.backend.Scan(ctx, p.name)
+		m.mu.Lock()
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			p.err = err
+			errs = append(errs, err)
+		} else {
+			p.report, p.err = r, nil
+		}
+		m.dirty = true
+		m.mu.Unlock()
+	}
+	return m.publish(), errors.Join(errs...)
+}
+
+// discover adds pools the backends know of that no config names.
+func (m *Manager) discover(ctx context.Context) {
+	for key, be := range m.opts.Backends {
+		names, err := be.Pools(ctx)
+		if err != nil {
+			m.log.Debug("list pools", "backend", key, "err", err)
+			continue
+		}
+		m.mu.Lock()
+		for _, n := range names {
+			if _, ok := m.pools[n]; !ok {
+				m.pools[n] = &poolEntry{name: n, key: key, backend: be}
+			}
+		}
+		m.mu.Unlock()
+	}
+}
+
+// rescan refreshes one pool; operations call it when they need fresh
+// figures (after taking the init lock, before scrub).
+func (m *Manager) rescan(ctx context.Context, pool string) (*PoolReport, error) {
+	m.mu.Lock()
+	p, ok := m.pools[pool]
+	m.mu.Unlock()
+	if !ok {
+		return nil, notFound("pool", pool)
+	}
+	r, err := p.backend.Scan(ctx, pool)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	m.mu.Lock()
+	p.report, p.err = r, nil
+	m.dirty = true
+	m.mu.Unlock()
+	return r, err
+}
+
+// invalidate marks a pool for rescan at the next Refresh or operation.
+func (m *Manager) invalidate(pool string) {
+	m.mu.Lock()
+	m.dirty = true
+	m.mu.Unlock()
+}
+
+// patch applies a change to a pool's cached report, so an operation costs
+// no extra scan.
+func (m *Manager) patch(pool string, add *Volume, remove ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.pools[pool]
+	if !ok || p.report == nil {
+		return
+	}
+	r := *p.report
+	vols := make([]Volume, 0, len(r.Volumes)+1)
+	for _, v := range r.Volumes {
+		drop := add != nil && v.Name == add.Name
+		for _, n := range remove {
+			drop = drop || v.Name == n
+		}
+		if !drop {
+			vols = append(vols, v)
+		}
+	}
+	if add != nil {
+		a := *add
+		a.Handle = nil
+		vols = append(vols, a)
+		sort.Slice(vols, func(i, j int) bool { return vols[i].Name < vols[j].Name })
+	}
+	r.Volumes = vols
+	p.report = &r
+	m.dirty = true
+}
+
+// report returns the cached report of a pool (nil when it does not exist).
+func (m *Manager) report(pool string) *PoolReport {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.pools[pool]; ok {
+		return p.report
+	}
+	return nil
+}
+
+// Hold marks a workdir as used (by a build): rmdir and scrub get ErrBusy.
+func (m *Manager) Hold(root, ext, who string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := root + "/" + ext
+	if h, ok := m.holds[k]; ok {
+		return fmt.Errorf("workdir %s.%s held by %s: %w", root, ext, h, ErrBusy)
+	}
+	m.holds[k] = who
+	m.dirty = true
+	return nil
+}
+
+// Unhold releases Hold.
+func (m *Manager) Unhold(root, ext string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.holds, root+"/"+ext)
+	m.dirty = true
+}
+
+func (m *Manager) heldBy(root, ext string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.holds[root+"/"+ext]
+}
+
+// lockConfig serializes thinroot's operations on one config across
+// goroutines and processes.
+func (m *Manager) lockConfig(ctx context.Context, c *Config) (*HeldLock, error) {
+	return Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "config-"+c.Root+".lock"), true, func(Holder) {
+		m.log.Info("waiting for another thinroot operation on the config", "config", c.Root)
+	})
+}
+
+// lockShared takes mock's locks in shared mode, as mock holds them during
+// a build: an init in progress (exclusive init lock) or a scrub
+// (exclusive pool lock) makes us wait.
+func (m *Manager) lockShared(ctx context.Context, c *Config) (func(), error) {
+	if err := os.MkdirAll(c.Basedir, 0o755); err != nil {
+		return nil, fmt.Errorf("basedir: %w", err)
+	}
+	init, err := Lock(ctx, c.InitLockPath(), false, func(h Holder) {
+		m.log.Info("waiting for init lock", "config", c.Root, "holder_pid", h.PID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	pool, err := Lock(ctx, c.PoolLockPath(), false, func(h Holder) {
+		m.log.Info("waiting for pool lock", "config", c.Root, "holder_pid", h.PID)
+	})
+	if err != nil {
+		init.Release()
+		return nil, err
+	}
+	return func() { pool.Release(); init.Release() }, nil
+}
+
+// checkSpace applies the thresholds before a volume is made: over the
+// refuse threshold it fails with a PoolFullError (or only warns when the
+// config says check_size = False); over the warn threshold it warns.
+func (m *Manager) checkSpace(c *Config, r *PoolReport) error {
+	if r == nil {
+		return nil
+	}
+	warn, refuse := r.WarnPercent, r.RefusePercent
+	if warn == 0 {
+		warn = m.opts.WarnPercent
+	}
+	if refuse == 0 {
+		refuse = m.opts.RefusePercent
+	}
+	over := r.DataPercent > refuse || r.MetadataPercent > refuse
+	if r.Health != "" || over {
+		err := &PoolFullError{Pool: r.Name, DataPercent: r.DataPercent, MetadataPercent: r.MetadataPercent,
+			RefusePercent: refuse, Reason: r.Health}
+		if c.CheckSize || r.Health != "" {
+			m.log.Warn("refusing a new volume", "pool", r.Name, "reason", err.Error())
+			return err
+		}
+		m.log.Warn("pool over the refuse threshold; check_size is off, going on", "pool", r.Name, "detail", err.Error())
+		return nil
+	}
+	if r.DataPercent > warn || r.MetadataPercent > warn {
+		m.log.Warn("thin pool is nearly full; consider growing it", "pool", r.Name,
+			"data_percent", r.DataPercent, "metadata_percent", r.MetadataPercent)
+	}
+	return nil
+}
+
+// findVolume looks a volume up in a report.
+func findVolume(r *PoolReport, name string) *Volume {
+	if r == nil {
+		return nil
+	}
+	for i := range r.Volumes {
+		if r.Volumes[i].Name == name {
+			return &r.Volumes[i]
+		}
+	}
+	return nil
+}
+
+// release gives an activation's hold back to the backend.
+func release(be Backend, v *Volume) {
+	if r, ok := be.(Releaser); ok && v != nil {
+		r.Release(v)
+	}
+}
+
+// mountVolume mounts an active volume at a config's root path.
+func (m *Manager) mountVolume(c *Config, v *Volume, target string) error {
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	if ok, _ := mount.IsMountpoint(target); ok {
+		return fmt.Errorf("mount %s: something is already mounted there: %w", target, ErrBusy)
+	}
+	return mount.Device(v.Device, target, c.Filesystem, c.MountOptions)
+}
+
+// unmountRoot unmounts a workdir; a busy mount is ErrBusy.
+func unmountRoot(target string, lazy bool) error {
+	err := mount.Unmount(target, lazy)
+	if err != nil && errors.Is(err, errBusySys) {
+		return fmt.Errorf("%w: %w", ErrBusy, err)
+	}
+	return err
+}
+
+// removeMountDirs removes a workdir's empty mount point and its parent when
+// that is empty too; anything with files in it stays.
+func removeMountDirs(c *Config, ext string) {
+	os.Remove(c.RootPath(ext))
+	os.Remove(c.WorkdirDir(ext))
+}
+
+// statusPath is where a config's last init failure is recorded.
+func (m *Manager) statusPath(root string) string {
+	return filepath.Join(m.opts.StateDir, "status", root+".failed")
+}
+
+// logWriter returns w or a writer into the log.
+func (m *Manager) logWriter(w io.Writer) io.Writer {
+	if w != nil {
+		return w
+	}
+	return io.Discard
+}

@@ -1,0 +1,62 @@
+package lvm
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/thinroot/thinroot/internal/fsutil"
+)
+
+// mock records the current snapshot of a (config, unique-ext) in
+// <basedir>/.snapinfo-mock.<root>.<ext>: the snapshot's full LV name, no
+// newline. It reads it back with rstrip(), so trailing space is tolerated.
+
+// readSnapinfo returns the LV name recorded for ext, "" when there is none.
+func readSnapinfo(c *Config, ext string) (string, error) {
+	b, err := os.ReadFile(c.SnapinfoPath(ext))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read snapinfo: %w", err)
+	}
+	return strings.TrimRight(string(b), " \t\r\n"), nil
+}
+
+// writeSnapinfo records lv as the current snapshot of ext. It writes a
+// temporary file and renames it, so a reader (mock included) never sees a
+// half-written name.
+func writeSnapinfo(c *Config, ext, lv string) error {
+	path := c.SnapinfoPath(ext)
+	if err := fsutil.WriteFileAtomic(path, []byte(lv), 0o644); err != nil {
+		return fmt.Errorf("write snapinfo: %w", err)
+	}
+	return nil
+}
+
+func removeSnapinfo(c *Config, ext string) error {
+	err := os.Remove(c.SnapinfoPath(ext))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove snapinfo: %w", err)
+	}
+	return nil
+}
+
+// snapinfoExts lists the exts that have a record for config c.
+func snapinfoExts(c *Config) []string {
+	prefix := ".snapinfo-" + c.ConfID() + "."
+	ents, err := os.ReadDir(c.Basedir)
+	if err != nil {
+		return nil
+	}
+	var exts []string
+	for _, e := range ents {
+		if ext, ok := strings.CutPrefix(e.Name(), prefix); ok && ext != "" && !strings.Contains(ext, ".") {
+			exts = append(exts, ext)
+		}
+	}
+	return exts
+}
