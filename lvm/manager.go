@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,10 +148,52 @@ func (m *Manager) Config(root string) (*Config, error) {
 	defer m.mu.Unlock()
 	c, ok := m.configs[root]
 	if !ok {
-		return nil, notFound("config", root)
+		if c = m.discoveredConfig(root); c == nil {
+			return nil, notFound("config", root)
+		}
 	}
 	cp := *c
 	return &cp, nil
+}
+
+// discoveredConfig stands in for a config that has volumes in a pool but
+// no config file (made by another tool, or by the CLI with flags): mock's
+// defaults, the Manager's basedir, and the filesystem read off the volume
+// when it is mounted. Caller holds m.mu.
+func (m *Manager) discoveredConfig(root string) *Config {
+	if ValidateRoot(root) != nil {
+		return nil
+	}
+	known := make([]string, 0, len(m.configs))
+	for r := range m.configs {
+		known = append(known, r)
+	}
+	names := make([]string, 0, len(m.pools))
+	for n := range m.pools {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p := m.pools[n]
+		if p.report == nil {
+			continue
+		}
+		for _, v := range p.report.Volumes {
+			if vn, ok := ParseLV(v.Name, known); ok && v.Thin && vn.Root == root {
+				c := &Config{Root: root, Pool: n, Backend: p.backend.Kind(), Basedir: m.opts.Basedir,
+					UniqueExt: DefaultExt, CheckSize: true}
+				if vg, ok := strings.CutPrefix(p.key, "lvm2:"); ok {
+					c.VolumeGroup = vg
+				}
+				if err := c.Normalize(); err != nil {
+					return nil
+				}
+				c.Filesystem, c.MkfsCommand = "", ""
+				return c
+			}
+		}
+	}
+	return nil
 }
 
 func (m *Manager) backendFor(c *Config) Backend { return m.opts.Backends[BackendKey(c)] }
@@ -403,7 +446,14 @@ func (m *Manager) mountVolume(c *Config, v *Volume, target string) error {
 	if ok, _ := mount.IsMountpoint(target); ok {
 		return fmt.Errorf("mount %s: something is already mounted there: %w", target, ErrBusy)
 	}
-	return mount.Device(v.Device, target, c.Filesystem, c.MountOptions)
+	fstype := c.Filesystem
+	if fstype == "" {
+		var err error
+		if fstype, err = mount.DetectFS(v.Device); err != nil {
+			return err
+		}
+	}
+	return mount.Device(v.Device, target, fstype, c.MountOptions)
 }
 
 // unmountRoot unmounts a workdir; a busy mount is ErrBusy.

@@ -216,3 +216,25 @@ func Thaw(dir string) {
 	defer d.Close()
 	unix.IoctlSetInt(int(d.Fd()), fiThaw, 0)
 }
+
+// DetectFS reads the filesystem type off a block device's superblock, for
+// volumes whose config does not say (made by another tool).
+func DetectFS(dev string) (string, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	buf := make([]byte, 0x10048)
+	n, _ := f.ReadAt(buf, 0)
+	buf = buf[:n]
+	switch {
+	case len(buf) >= 4 && string(buf[:4]) == "XFSB":
+		return "xfs", nil
+	case len(buf) >= 0x10048 && string(buf[0x10040:0x10048]) == "_BHRfS_M":
+		return "btrfs", nil
+	case len(buf) >= 1082 && buf[1080] == 0x53 && buf[1081] == 0xef:
+		return "ext4", nil // ext2/3 mount as ext4 too
+	}
+	return "", fmt.Errorf("%s: no filesystem thinroot recognizes (ext4, xfs, btrfs)", dev)
+}

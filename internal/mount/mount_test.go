@@ -1,6 +1,9 @@
 package mount
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -27,5 +30,29 @@ func TestParseOptions(t *testing.T) {
 	flags, data = ParseOptions("ro,rw")
 	if flags != 0 || data != "" {
 		t.Fatalf("rw after ro: flags %#x data %q", flags, data)
+	}
+}
+
+func TestDetectFS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mkfs tools live in /sbin (CI runs as root)")
+	}
+	for _, c := range []struct{ fs, mkfs string }{{"ext4", "mkfs.ext4"}, {"xfs", "mkfs.xfs"}, {"btrfs", "mkfs.btrfs"}} {
+		img := filepath.Join(t.TempDir(), "img")
+		f, _ := os.Create(img)
+		f.Truncate(400 << 20)
+		f.Close()
+		if out, err := exec.Command(c.mkfs, "-q", img).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v %s", c.mkfs, err, out)
+		}
+		got, err := DetectFS(img)
+		if err != nil || got != c.fs {
+			t.Errorf("DetectFS(%s) = %q, %v", c.fs, got, err)
+		}
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	os.WriteFile(empty, make([]byte, 1<<20), 0o644)
+	if _, err := DetectFS(empty); err == nil {
+		t.Error("an empty device has a filesystem?")
 	}
 }

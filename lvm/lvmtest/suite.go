@@ -30,6 +30,7 @@ func Run(t *testing.T, env Env) {
 	t.Run("KilledWorkdirCreate", func(t *testing.T) { testKilledWorkdirCreate(t, env) })
 	t.Run("Scrub", func(t *testing.T) { testScrub(t, env) })
 	t.Run("CurrentAndRollback", func(t *testing.T) { testCurrent(t, env) })
+	t.Run("ConfigWithoutFile", func(t *testing.T) { testDiscovered(t, env) })
 }
 
 var ctx = context.Background()
@@ -635,5 +636,32 @@ func testCurrent(t *testing.T, env Env) {
 	w := f.Workdir("", "head")
 	if want := filepath.Join(f.Basedir, f.Root, "root"); w != want {
 		t.Fatalf("head mounted at %s, want %s", w, want)
+	}
+}
+
+// A Manager that has no config file for a root it finds in a pool still
+// lists it and can make and remove its workdirs, with mock's defaults and
+// the filesystem read off the volume.
+func testDiscovered(t *testing.T, env Env) {
+	f := NewFixture(t, env)
+	f.Init(0)
+	m, err := lvm.NewManager(lvm.Options{StateDir: f.StateDir, Backends: f.Env.Backends(f.StateDir), Basedir: f.Basedir, Log: f.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, cs := m.State().Config(f.Root)
+	if cs == nil || cs.Known || cs.State != lvm.StateReady {
+		t.Fatalf("discovered config: %+v", cs)
+	}
+	w, err := m.CreateWorkdir(ctx, f.Root, "", "found")
+	if err != nil {
+		t.Fatal(err)
+	}
+	Chroot(t, w.Mountpoint, "true")
+	if err := m.RemoveWorkdir(ctx, f.Root, "found"); err != nil {
+		t.Fatal(err)
 	}
 }
