@@ -1,0 +1,233 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// runInit is the sandbox's pid 1: set up the root, run the command as the
+// build user, reap orphans, and return the command's exit status.
+func runInit(spec Spec) int {
+	if err := setupRoot(spec); err != nil {
+		fatal("%v", err)
+	}
+	if spec.Hostname != "" {
+		unix.Sethostname([]byte(spec.Hostname))
+	}
+	if !spec.Network {
+		if err := loopbackUp(); err != nil {
+			fatal("loopback: %v", err)
+		}
+	}
+	if err := unix.Chroot(spec.Root); err != nil {
+		fatal("chroot %s: %v", spec.Root, err)
+	}
+	dir := spec.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if err := os.Chdir(dir); err != nil {
+		fatal("chdir %s: %v", dir, err)
+	}
+	argv0, err := lookPath(spec.Argv[0], spec.Env)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "thinroot sandbox: %v\n", err)
+		return 127
+	}
+	cmd := exec.Command(argv0)
+	cmd.Args = spec.Argv
+	cmd.Env = append(append([]string{}, DefaultEnv...), spec.Env...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: uint32(spec.UID), Gid: uint32(spec.GID), Groups: []uint32{}},
+		Setsid:     true,
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "thinroot sandbox: start %s: %v\n", spec.Argv[0], err)
+		return 126
+	}
+	main := cmd.Process.Pid
+	go func() {
+		for s := range sigs {
+			// Pass polite signals to the whole build session.
+			syscall.Kill(-main, s.(syscall.Signal))
+		}
+	}()
+	// As pid 1 we inherit every orphan; reap them all, and remember the
+	// main command's status.
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 125
+		}
+		if pid == main {
+			// Returning ends pid 1, and the kernel kills whatever the
+			// build left running.
+			switch {
+			case ws.Exited():
+				return ws.ExitStatus()
+			case ws.Signaled():
+				return 128 + int(ws.Signal())
+			}
+			return 125
+		}
+	}
+}
+
+// lookPath resolves argv[0] inside the chroot with the build's PATH.
+func lookPath(name string, env []string) (string, error) {
+	if filepath.IsAbs(name) || filepath.Base(name) != name {
+		return name, nil
+	}
+	path := "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+	for _, e := range env {
+		if p, ok := cutPrefix(e, "PATH="); ok {
+			path = p
+		}
+	}
+	for _, d := range filepath.SplitList(path) {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: command not found in the buildroot", name)
+}
+
+func cutPrefix(s, p string) (string, bool) {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):], true
+	}
+	return "", false
+}
+
+// setupRoot mounts what a build needs inside the root. The mount
+// namespace is private, so none of this is seen outside, and all of it
+// goes away with the namespace.
+func setupRoot(spec Spec) error {
+	// Stop our mounts from propagating back to the host.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	root := spec.Root
+	in := func(p string) string { return filepath.Join(root, p) }
+	mkdir := func(p string, mode os.FileMode) error {
+		if err := os.MkdirAll(p, mode); err != nil {
+			return err
+		}
+		return nil
+	}
+	if err := mkdir(in("proc"), 0o555); err != nil {
+		return err
+	}
+	if err := unix.Mount("proc", in("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount proc: %w", err)
+	}
+	if err := setupDev(in("dev")); err != nil {
+		return err
+	}
+	if err := mkdir(in("tmp"), 0o1777); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", in("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+		return fmt.Errorf("mount /tmp: %w", err)
+	}
+	for _, b := range spec.Binds {
+		t := in(b.Target)
+		fi, err := os.Stat(b.Source)
+		if err != nil {
+			return fmt.Errorf("bind %s: %w", b.Source, err)
+		}
+		if fi.IsDir() {
+			err = mkdir(t, 0o755)
+		} else {
+			err = mkdir(filepath.Dir(t), 0o755)
+			if err == nil {
+				if f, ferr := os.OpenFile(t, os.O_CREATE|os.O_WRONLY, 0o644); ferr == nil {
+					f.Close()
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("bind target %s: %w", b.Target, err)
+		}
+		if err := unix.Mount(b.Source, t, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s on %s: %w", b.Source, b.Target, err)
+		}
+		if b.ReadOnly {
+			if err := unix.Mount("", t, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+				return fmt.Errorf("make %s read-only: %w", b.Target, err)
+			}
+		}
+	}
+	return nil
+}
+
+// setupDev makes a minimal /dev on a tmpfs: the usual character devices,
+// a private devpts and the fd links.
+func setupDev(dev string) error {
+	if err := os.MkdirAll(dev, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=755,size=1m"); err != nil {
+		return fmt.Errorf("mount /dev: %w", err)
+	}
+	nodes := []struct {
+		name         string
+		major, minor uint32
+	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}}
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	for _, n := range nodes {
+		if err := unix.Mknod(filepath.Join(dev, n.name), unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
+			return fmt.Errorf("mknod /dev/%s: %w", n.name, err)
+		}
+	}
+	pts := filepath.Join(dev, "pts")
+	if err := os.Mkdir(pts, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620"); err != nil {
+		return fmt.Errorf("mount devpts: %w", err)
+	}
+	links := map[string]string{"ptmx": "pts/ptmx", "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0",
+		"stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
+			return err
+		}
+	}
+	return os.Mkdir(filepath.Join(dev, "shm"), 0o1777)
+}
+
+// loopbackUp brings up "lo" in the build's new network namespace, so
+// builds can still talk to themselves.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
