@@ -158,6 +158,21 @@ func (m *Manager) RemovePool(ctx context.Context, name string) error {
 // and the next Init starts over clean. out receives the bootstrap's output.
 // It returns whether this call did the bootstrap.
 func (m *Manager) Init(ctx context.Context, root string, out io.Writer) (bool, error) {
+	return m.InitWatch(ctx, root, out, nil)
+}
+
+// Init phases reported to InitWatch's watch function.
+const (
+	PhaseWaitingInit   = "waiting-init"  // another process holds the init lock
+	PhaseBootstrapping = "bootstrapping" // this call runs the bootstrap
+)
+
+// InitWatch is Init that also tells watch when it starts waiting for the
+// init lock and when it starts bootstrapping.
+func (m *Manager) InitWatch(ctx context.Context, root string, out io.Writer, watch func(phase string)) (bool, error) {
+	if watch == nil {
+		watch = func(string) {}
+	}
 	c, err := m.opConfig(root)
 	if err != nil {
 		return false, err
@@ -176,6 +191,7 @@ func (m *Manager) Init(ctx context.Context, root string, out io.Writer) (bool, e
 	}
 	initLock, err := Lock(ctx, c.InitLockPath(), true, func(h Holder) {
 		m.log.Info("waiting for init lock: another process is bootstrapping the config", "config", root, "holder_pid", h.PID)
+		watch(PhaseWaitingInit)
 	})
 	if err != nil {
 		return false, fmt.Errorf("init %s: %w", root, err)
@@ -194,6 +210,7 @@ func (m *Manager) Init(ctx context.Context, root string, out io.Writer) (bool, e
 		m.log.Info("config was initialized by another process", "config", root)
 		return false, nil
 	}
+	watch(PhaseBootstrapping)
 	did, err := m.bootstrap(context.WithoutCancel(ctx), ctx, c, r, out)
 	m.invalidate(c.Pool)
 	return did, err

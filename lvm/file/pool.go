@@ -261,7 +261,18 @@ func (b *Backend) open(ctx context.Context, pool string) (*poolRecord, error) {
 		}
 	}
 	var rec poolRecord
-	if err := readJSON(filepath.Join(b.poolRoot(pool), poolRecordName), &rec); err != nil {
+	err := readJSON(filepath.Join(b.poolRoot(pool), poolRecordName), &rec)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Another process is creating the pool (it holds the pool lock
+		// until its record is written): wait for it, then read again.
+		l, lerr := b.lockPool(ctx, pool)
+		if lerr != nil {
+			return nil, lerr
+		}
+		l.Release()
+		err = readJSON(filepath.Join(b.poolRoot(pool), poolRecordName), &rec)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("file pool %s: %w", pool, err)
 	}
 	return &rec, nil

@@ -1,0 +1,357 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The HTTP/JSON API on a unix socket. Paths are versioned (/v1/...).
+// Who calls is learned from the socket (SO_PEERCRED), never from the
+// request: anyone who can connect may read; submitting and cancelling
+// need root or the tree's group.
+
+// Cred is a caller's identity from SO_PEERCRED plus its groups.
+type Cred struct {
+	PID, UID, GID int
+	Groups        []int
+}
+
+type credKey struct{}
+
+// CredFrom returns the caller's identity stored by the server.
+func CredFrom(ctx context.Context) (Cred, bool) {
+	c, ok := ctx.Value(credKey{}).(Cred)
+	return c, ok
+}
+
+// peerCred reads SO_PEERCRED of a unix connection and the caller's
+// supplementary groups from /proc.
+func peerCred(c net.Conn) (Cred, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return Cred{}, errors.New("not a unix socket")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return Cred{}, err
+	}
+	var ucred *unix.Ucred
+	var serr error
+	raw.Control(func(fd uintptr) { ucred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	if serr != nil {
+		return Cred{}, serr
+	}
+	cr := Cred{PID: int(ucred.Pid), UID: int(ucred.Uid), GID: int(ucred.Gid)}
+	if data, err := os.ReadFile("/proc/" + strconv.Itoa(cr.PID) + "/status"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if rest, ok := strings.CutPrefix(line, "Groups:"); ok {
+				for _, g := range strings.Fields(rest) {
+					if n, err := strconv.Atoi(g); err == nil {
+						cr.Groups = append(cr.Groups, n)
+					}
+				}
+			}
+		}
+	}
+	return cr, nil
+}
+
+// MayChange tells whether a caller may submit and cancel: root, or a
+// member of group gid.
+func (c Cred) MayChange(gid int) bool {
+	if c.UID == 0 {
+		return true
+	}
+	if gid <= 0 {
+		return false
+	}
+	if c.GID == gid {
+		return true
+	}
+	for _, g := range c.Groups {
+		if g == gid {
+			return true
+		}
+	}
+	return false
+}
+
+// Server serves the API.
+type Server struct {
+	B *Builder
+	// GID is the group whose members may submit and cancel (besides root).
+	GID int
+	// Stats, if set, answers GET /v1/pools.
+	Stats func() any
+	Log   *slog.Logger
+}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/builds", s.list)
+	mux.HandleFunc("POST /v1/builds", s.submit)
+	mux.HandleFunc("GET /v1/builds/{id}", s.show)
+	mux.HandleFunc("GET /v1/builds/{id}/log", s.logText)
+	mux.HandleFunc("GET /v1/builds/{id}/events", s.events)
+	mux.HandleFunc("POST /v1/builds/{id}/cancel", s.cancel)
+	mux.HandleFunc("GET /v1/pools", func(w http.ResponseWriter, r *http.Request) {
+		if s.Stats == nil {
+			writeJSON(w, http.StatusOK, []any{})
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Stats())
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s (the API lives under /v1/)", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// Serve listens on a unix socket at path (mode 0660, group gid) until
+// ctx ends.
+func (s *Server) Serve(ctx context.Context, path string) error {
+	ln, err := Listen(path, s.GID)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			cr, err := peerCred(c)
+			if err != nil {
+				// No identity: the handlers treat the caller as nobody.
+				cr = Cred{UID: -1, GID: -1}
+			}
+			return context.WithValue(ctx, credKey{}, cr)
+		},
+		ErrorLog: nil,
+	}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	err = srv.Serve(ln)
+	os.Remove(path)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Listen makes the socket: a stale one (nobody answering) is replaced, a
+// live one is refused; the mode is 0660 with group gid.
+func Listen(path string, gid int) (*net.UnixListener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("socket %s: another daemon is serving it", path)
+	}
+	os.Remove(path)
+	old := unix.Umask(0o177)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chown(path, 0, max(gid, 0)); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// APIError is the body of every error answer.
+type APIError struct {
+	Error string `json:"error"`
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, APIError{Error: err.Error()})
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNoBuild):
+		return http.StatusNotFound
+	case errors.Is(err, ErrFinished):
+		return http.StatusConflict
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
+}
+
+func (s *Server) mayChange(w http.ResponseWriter, r *http.Request) (Cred, bool) {
+	cr, _ := CredFrom(r.Context())
+	if !cr.MayChange(s.GID) {
+		writeErr(w, http.StatusForbidden, fmt.Errorf("uid %d may not change anything: only root and members of group %d may", cr.UID, s.GID))
+		return cr, false
+	}
+	return cr, true
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.B.List())
+}
+
+// maxRequest bounds a submitted request body.
+const maxRequest = 64 << 10
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	cr, ok := s.mayChange(w, r)
+	if !ok {
+		return
+	}
+	var req Request
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("request body: %v", err))
+		return
+	}
+	if dec.More() {
+		writeErr(w, http.StatusBadRequest, errors.New("request body: more than one JSON value"))
+		return
+	}
+	b, err := s.B.Submit(req, cr.UID)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, b)
+}
+
+func (s *Server) show(w http.ResponseWriter, r *http.Request) {
+	b, err := s.B.Get(r.PathValue("id"))
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	cr, ok := s.mayChange(w, r)
+	if !ok {
+		return
+	}
+	if err := s.B.Cancel(r.PathValue("id"), cr.UID); err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	b, _ := s.B.Get(r.PathValue("id"))
+	writeJSON(w, http.StatusAccepted, b)
+}
+
+// logText serves the raw log; ?follow=1 keeps streaming until the build
+// ends, ?offset=N starts later.
+func (s *Server) logText(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ls, err := s.B.Log(id)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	offset, _ := strconv.ParseInt(r.URL.Query().Get("offset"), 10, 64)
+	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true"
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	fl, _ := w.(http.Flusher)
+	ls.Follow(r.Context(), max(offset, 0), follow, w, func() {
+		if fl != nil {
+			fl.Flush()
+		}
+	})
+}
+
+// Event is one line of the events stream.
+type Event struct {
+	Type  string    `json:"type"` // "state", "log" or "end"
+	State string    `json:"state,omitempty"`
+	At    time.Time `json:"at,omitempty"`
+	Data  string    `json:"data,omitempty"`
+	Build *Build    `json:"build,omitempty"`
+}
+
+// events streams a build as NDJSON: its state changes and its log as
+// they happen, then the final record.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ls, err := s.B.Log(id)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	fl, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	var offset int64
+	phases := 0
+	ctx := r.Context()
+	for {
+		ch := s.B.Changed()
+		rec, err := s.B.Get(id)
+		if err != nil {
+			return
+		}
+		for ; phases < len(rec.Phases); phases++ {
+			p := rec.Phases[phases]
+			enc.Encode(Event{Type: "state", State: p.State, At: p.At})
+		}
+		var buf strings.Builder
+		offset, _ = ls.Follow(ctx, offset, false, &buf, nil)
+		if buf.Len() > 0 {
+			enc.Encode(Event{Type: "log", Data: buf.String()})
+		}
+		if Final(rec.State) && ls.Done() && offset >= ls.Size() {
+			enc.Encode(Event{Type: "end", Build: &rec})
+			if fl != nil {
+				fl.Flush()
+			}
+			return
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		_, _, logChanged := ls.snapshot()
+		select {
+		case <-ch:
+		case <-logChanged:
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,468 @@
+package builder
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/thinroot/thinroot/internal/fsutil"
+	"github.com/thinroot/thinroot/lvm"
+)
+
+// ConfigInfo is what the builder needs to know of a config besides what
+// the Manager holds.
+type ConfigInfo struct {
+	Root string
+	// Build is the config's build argv (thinroot's build key), used when a
+	// request names no command.
+	Build []string
+	// Network lets the config's builds use the host network.
+	Network bool
+	// BuildUID and BuildGID are used when the caller is root (default
+	// 1000, the bootstrap's build user).
+	BuildUID, BuildGID int
+	// AllowRoot lets builds of root's requests run as root inside.
+	AllowRoot bool
+	// Env is added to the build's environment.
+	Env []string
+}
+
+// Options configure a Builder.
+type Options struct {
+	StateDir string // builds live in StateDir/builds/<id>/
+	Jobs     int    // builds running at once (default: number of CPUs)
+	Manager  *lvm.Manager
+	// Resolve returns a config's build settings; ErrUnknownConfig (or any
+	// error) refuses the request.
+	Resolve func(root string) (ConfigInfo, error)
+	Log     *slog.Logger
+}
+
+// Errors the API maps to status codes.
+var (
+	ErrBadRequest = errors.New("bad request")
+	ErrNoBuild    = errors.New("no such build")
+	ErrFinished   = errors.New("build already finished")
+	ErrForbidden  = errors.New("not allowed")
+)
+
+// Builder queues and runs builds.
+type Builder struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	builds  map[string]*entry
+	queues  map[string][]*entry // per config, FIFO
+	rr      []string            // configs in round-robin order
+	running int
+	wake    chan struct{}
+	changed chan struct{} // closed and replaced on every change
+	wg      sync.WaitGroup
+}
+
+type entry struct {
+	b      Build
+	log    *logStream
+	cancel context.CancelCauseFunc
+}
+
+var errCancelled = errors.New("cancelled by a user")
+
+// New loads the build records from disk. Builds that were running when
+// the daemon died are marked interrupted and their workdirs removed.
+func New(ctx context.Context, opts Options) (*Builder, error) {
+	if opts.Jobs <= 0 {
+		opts.Jobs = runtime.NumCPU()
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	b := &Builder{opts: opts, log: opts.Log, builds: map[string]*entry{}, queues: map[string][]*entry{},
+		wake: make(chan struct{}, 1), changed: make(chan struct{})}
+	if err := os.MkdirAll(b.dir(), 0o755); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(b.dir())
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ents {
+		var rec Build
+		data, err := os.ReadFile(filepath.Join(b.dir(), d.Name(), "build.json"))
+		if err != nil || json.Unmarshal(data, &rec) != nil || rec.ID != d.Name() {
+			continue
+		}
+		e := &entry{b: rec, log: finishedLog(b.logPath(rec.ID))}
+		if !Final(rec.State) {
+			b.interrupted(ctx, e)
+		}
+		b.builds[rec.ID] = e
+	}
+	return b, nil
+}
+
+func (b *Builder) dir() string                 { return filepath.Join(b.opts.StateDir, "builds") }
+func (b *Builder) buildDir(id string) string   { return filepath.Join(b.dir(), id) }
+func (b *Builder) logPath(id string) string    { return filepath.Join(b.buildDir(id), "log") }
+func (b *Builder) recordPath(id string) string { return filepath.Join(b.buildDir(id), "build.json") }
+
+// interrupted closes the record of a build the previous daemon left
+// running and removes its workdir; nothing else is touched.
+func (b *Builder) interrupted(ctx context.Context, e *entry) {
+	was := e.b.State
+	e.b.State = StateInterrupted
+	e.b.Finished = time.Now().UTC()
+	e.b.Error = fmt.Sprintf("the daemon stopped while the build was %s", was)
+	e.b.Phases = append(e.b.Phases, Phase{State: StateInterrupted, At: e.b.Finished})
+	if e.b.Workdir != "" && b.opts.Manager != nil {
+		err := b.opts.Manager.RemoveWorkdir(ctx, e.b.Request.Config, e.b.UniqueExt)
+		if err != nil && !errors.Is(err, lvm.ErrNotFound) {
+			b.log.Warn("remove the workdir of an interrupted build", "build", e.b.ID, "err", err)
+		}
+	}
+	b.log.Warn("build was interrupted by a daemon restart", "build", e.b.ID, "was", was)
+	if err := b.save(&e.b); err != nil {
+		b.log.Error("save build record", "build", e.b.ID, "err", err)
+	}
+}
+
+// Start runs the dispatcher until ctx ends; Wait waits for running builds.
+func (b *Builder) Start(ctx context.Context) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.dispatch(ctx)
+	}()
+}
+
+// Wait waits for the dispatcher and every running build to end.
+func (b *Builder) Wait() { b.wg.Wait() }
+
+func newID() string {
+	var r [2]byte
+	rand.Read(r[:])
+	return strconv.FormatInt(time.Now().UnixMilli(), 36) + hex.EncodeToString(r[:])
+}
+
+// Submit validates a request and queues it. owner is the caller's uid.
+func (b *Builder) Submit(req Request, owner int) (Build, error) {
+	if req.Config == "" {
+		return Build{}, fmt.Errorf("%w: no config", ErrBadRequest)
+	}
+	info, err := b.opts.Resolve(req.Config)
+	if err != nil {
+		return Build{}, fmt.Errorf("%w: config %s: %v", ErrBadRequest, req.Config, err)
+	}
+	id := newID()
+	ext := req.UniqueExt
+	if ext == "" {
+		ext = "b-" + id
+	}
+	if err := lvm.ValidateExt(req.Config, ext); err != nil {
+		return Build{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if req.Snapshot != "" {
+		if err := lvm.ValidateSnapshot(req.Config, req.Snapshot); err != nil {
+			return Build{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+	}
+	if len(req.Command) == 0 && len(info.Build) == 0 {
+		return Build{}, fmt.Errorf("%w: config %s has no build command; give one", ErrBadRequest, req.Config)
+	}
+	if req.Source != "" {
+		if err := checkSource(req.Source, owner); err != nil {
+			return Build{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+	}
+	uid, gid := buildUser(info, owner)
+	rec := Build{ID: id, Request: req, State: StateQueued, Submitted: time.Now().UTC(), Owner: owner,
+		BuildUID: uid, BuildGID: gid, UniqueExt: ext}
+	rec.Phases = []Phase{{State: StateQueued, At: rec.Submitted}}
+	if err := os.MkdirAll(b.buildDir(id), 0o755); err != nil {
+		return Build{}, err
+	}
+	ls, err := newLogStream(b.logPath(id))
+	if err != nil {
+		return Build{}, err
+	}
+	if err := b.save(&rec); err != nil {
+		return Build{}, err
+	}
+	e := &entry{b: rec, log: ls}
+	b.mu.Lock()
+	b.builds[id] = e
+	if _, ok := b.queues[req.Config]; !ok {
+		b.rr = append(b.rr, req.Config)
+	}
+	b.queues[req.Config] = append(b.queues[req.Config], e)
+	b.notifyLocked()
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	b.log.Info("build queued", "build", id, "config", req.Config, "owner", owner)
+	return rec, nil
+}
+
+// buildUser picks the uid a build runs as: the caller's, as mock does;
+// for root's requests the config's build user, never root unless the
+// config allows it.
+func buildUser(info ConfigInfo, owner int) (int, int) {
+	if owner != 0 {
+		return owner, owner
+	}
+	if info.AllowRoot {
+		return 0, 0
+	}
+	uid, gid := info.BuildUID, info.BuildGID
+	if uid == 0 {
+		uid = 1000
+	}
+	if gid == 0 {
+		gid = uid
+	}
+	return uid, gid
+}
+
+// checkSource refuses a source the caller could not read themselves: the
+// daemon runs as root, so it must not hand out what its callers cannot see.
+func checkSource(path string, owner int) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("source %q is not an absolute path", path)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("source: %v", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("source %s is not a directory", path)
+	}
+	if owner == 0 {
+		return nil
+	}
+	for p := path; ; p = filepath.Dir(p) {
+		if err := canRead(p, owner, p == path); err != nil {
+			return fmt.Errorf("source %s: %v", path, err)
+		}
+		if p == "/" {
+			return nil
+		}
+	}
+}
+
+// save writes a build's record.
+func (b *Builder) save(rec *Build) error {
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(b.recordPath(rec.ID), append(data, '\n'), 0o644)
+}
+
+// setState moves a build to a new state, records it, and wakes watchers.
+func (b *Builder) setState(e *entry, state string, mutate func(*Build)) {
+	b.mu.Lock()
+	e.b.State = state
+	now := time.Now().UTC()
+	e.b.Phases = append(e.b.Phases, Phase{State: state, At: now})
+	if mutate != nil {
+		mutate(&e.b)
+	}
+	if Final(state) {
+		e.b.Finished = now
+	}
+	rec := e.b
+	b.notifyLocked()
+	b.mu.Unlock()
+	e.log.phase()
+	if err := b.save(&rec); err != nil {
+		b.log.Error("save build record", "build", rec.ID, "err", err)
+	}
+}
+
+// update changes a build's record without a change of state.
+func (b *Builder) update(e *entry, mutate func(*Build)) {
+	b.mu.Lock()
+	mutate(&e.b)
+	rec := e.b
+	b.notifyLocked()
+	b.mu.Unlock()
+	if err := b.save(&rec); err != nil {
+		b.log.Error("save build record", "build", rec.ID, "err", err)
+	}
+}
+
+func (b *Builder) notifyLocked() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// Changed returns a channel closed at the next change of any build.
+func (b *Builder) Changed() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.changed
+}
+
+// List returns every build, newest first.
+func (b *Builder) List() []Build {
+	b.mu.Lock()
+	out := make([]Build, 0, len(b.builds))
+	for _, e := range b.builds {
+		out = append(out, e.b)
+	}
+	b.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Submitted.Equal(out[j].Submitted) {
+			return out[i].Submitted.After(out[j].Submitted)
+		}
+		return out[i].ID > out[j].ID
+	})
+	return out
+}
+
+// Get returns one build.
+func (b *Builder) Get(id string) (Build, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.builds[id]
+	if !ok {
+		return Build{}, fmt.Errorf("%w: %s", ErrNoBuild, id)
+	}
+	return e.b, nil
+}
+
+// Cancel stops a queued or running build; caller is the uid asking (root
+// or the build's owner may cancel).
+func (b *Builder) Cancel(id string, caller int) error {
+	b.mu.Lock()
+	e, ok := b.builds[id]
+	if !ok {
+		b.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrNoBuild, id)
+	}
+	if caller != 0 && caller != e.b.Owner {
+		b.mu.Unlock()
+		return fmt.Errorf("%w: build %s belongs to uid %d", ErrForbidden, id, e.b.Owner)
+	}
+	if Final(e.b.State) {
+		b.mu.Unlock()
+		return fmt.Errorf("%w: %s is %s", ErrFinished, id, e.b.State)
+	}
+	if e.b.State == StateQueued {
+		q := b.queues[e.b.Request.Config]
+		for i, x := range q {
+			if x == e {
+				b.queues[e.b.Request.Config] = append(q[:i:i], q[i+1:]...)
+				break
+			}
+		}
+		b.mu.Unlock()
+		b.setState(e, StateCancelled, func(r *Build) { r.Error = errCancelled.Error() })
+		e.log.close()
+		return nil
+	}
+	cancel := e.cancel
+	b.mu.Unlock()
+	if cancel != nil {
+		cancel(errCancelled)
+	}
+	return nil
+}
+
+// Log returns a build's log for reading and following.
+func (b *Builder) Log(id string) (*logStream, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.builds[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoBuild, id)
+	}
+	return e.log, nil
+}
+
+// LogPath is where a build's log file is.
+func (b *Builder) LogPath(id string) string { return b.logPath(id) }
+
+// WaitFor blocks until a build is final (or ctx ends) and returns it.
+func (b *Builder) WaitFor(ctx context.Context, id string) (Build, error) {
+	for {
+		ch := b.Changed()
+		rec, err := b.Get(id)
+		if err != nil || Final(rec.State) {
+			return rec, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return rec, ctx.Err()
+		}
+	}
+}
+
+// dispatch starts queued builds, at most Jobs at a time, taking configs in
+// turn so one config's long queue does not starve the others.
+func (b *Builder) dispatch(ctx context.Context) {
+	for {
+		for {
+			b.mu.Lock()
+			if b.running >= b.opts.Jobs {
+				b.mu.Unlock()
+				break
+			}
+			e := b.nextLocked()
+			if e == nil {
+				b.mu.Unlock()
+				break
+			}
+			b.running++
+			bctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+			e.cancel = cancel
+			b.mu.Unlock()
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				b.run(bctx, e)
+				cancel(nil)
+				b.mu.Lock()
+				b.running--
+				b.mu.Unlock()
+				select {
+				case b.wake <- struct{}{}:
+				default:
+				}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.wake:
+		}
+	}
+}
+
+// nextLocked pops the next build in round-robin order over configs.
+func (b *Builder) nextLocked() *entry {
+	for i := 0; i < len(b.rr); i++ {
+		root := b.rr[0]
+		b.rr = append(b.rr[1:], root)
+		if q := b.queues[root]; len(q) > 0 {
+			b.queues[root] = q[1:]
+			return q[0]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,452 @@
+package builder_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/thinroot/thinroot/builder"
+	"github.com/thinroot/thinroot/internal/mount"
+	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/file"
+	"github.com/thinroot/thinroot/lvm/lvmtest"
+	"github.com/thinroot/thinroot/sandbox"
+)
+
+var env = lvmtest.Env{
+	Name: "file",
+	Backends: func(stateDir string) map[string]lvm.Backend {
+		return map[string]lvm.Backend{file.Kind: file.New(stateDir, nil)}
+	},
+	Config: func(root, pool string) lvm.Config { return lvm.Config{Backend: file.Kind} },
+}
+
+func TestMain(m *testing.M) {
+	sandbox.Main()
+	daemonHelper()
+	os.Exit(m.Run())
+}
+
+// world is a builder over a fresh fixture (pool, basedir, state dir).
+type world struct {
+	f      *lvmtest.Fixture
+	b      *builder.Builder
+	cancel context.CancelFunc
+	info   builder.ConfigInfo
+	src    string
+}
+
+const artifactScript = `set -e; echo "building $THINROOT_BUILD_ID as $(id -u)"; tr a-z A-Z < "$SOURCE/input" > "$RESULTS/artifact.txt"; echo done`
+
+func newWorld(t *testing.T, jobs int) *world {
+	t.Helper()
+	f := lvmtest.NewFixture(t, env)
+	w := &world{f: f, info: builder.ConfigInfo{Root: f.Root, Build: []string{"/bin/sh", "-c", artifactScript}}}
+	w.src = t.TempDir()
+	os.WriteFile(filepath.Join(w.src, "input"), []byte("hello thinroot\n"), 0o644)
+	w.start(t, jobs)
+	return w
+}
+
+func (w *world) start(t *testing.T, jobs int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := builder.New(ctx, builder.Options{
+		StateDir: w.f.StateDir, Jobs: jobs, Manager: w.f.M, Log: w.f.Log,
+		Resolve: func(root string) (builder.ConfigInfo, error) {
+			if root != w.info.Root {
+				return builder.ConfigInfo{}, fmt.Errorf("unknown config %s", root)
+			}
+			return w.info, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Start(ctx)
+	w.b, w.cancel = b, cancel
+	t.Cleanup(func() { cancel(); b.Wait() })
+}
+
+func (w *world) submit(t *testing.T, req builder.Request) builder.Build {
+	t.Helper()
+	if req.Config == "" {
+		req.Config = w.f.Root
+	}
+	b, err := w.b.Submit(req, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (w *world) wait(t *testing.T, id string) builder.Build {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b, err := w.b.WaitFor(ctx, id)
+	if err != nil {
+		t.Fatalf("wait for %s: %v (state %s)", id, err, b.State)
+	}
+	return b
+}
+
+func readLog(t *testing.T, w *world, id string) string {
+	t.Helper()
+	data, err := os.ReadFile(w.b.LogPath(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// Eight builds at once on a config with no postinit: one bootstrap (the
+// records say which build did it), eight artifacts, no workdir left.
+func TestEightParallelBuildsBootstrapOnce(t *testing.T) {
+	w := newWorld(t, 8)
+	counter := filepath.Join(t.TempDir(), "bootstraps")
+	w.f.Config.Bootstrap = []string{"/bin/sh", "-c", `echo x >> "$COUNTER"; exec /bin/sh "$SCRIPT"`}
+	w.f.Config.BootstrapEnv = []string{"COUNTER=" + counter, "SCRIPT=" + lvmtest.BootstrapScript(t)}
+	if err := w.f.M.AddConfig(w.f.Config); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range 8 {
+		ids = append(ids, w.submit(t, builder.Request{Source: w.src}).ID)
+	}
+	boots := 0
+	for _, id := range ids {
+		b := w.wait(t, id)
+		if b.State != builder.StateSucceeded {
+			t.Fatalf("build %s: %s %s\n%s", id, b.State, b.Error, readLog(t, w, id))
+		}
+		if b.Bootstrapped {
+			boots++
+		}
+		art, err := os.ReadFile(filepath.Join(b.ResultDir, "artifact.txt"))
+		if err != nil || string(art) != "HELLO THINROOT\n" {
+			t.Fatalf("build %s artifact %q, %v", id, art, err)
+		}
+		if bl, _ := os.ReadFile(filepath.Join(b.ResultDir, "build.log")); !strings.Contains(string(bl), "done") {
+			t.Fatalf("build %s: build.log in the result directory is incomplete: %q", id, bl)
+		}
+	}
+	if boots != 1 {
+		t.Fatalf("%d builds say they bootstrapped, want exactly 1", boots)
+	}
+	if data, _ := os.ReadFile(counter); strings.Count(string(data), "x") != 1 {
+		t.Fatalf("bootstrap ran %d times", strings.Count(string(data), "x"))
+	}
+	st, _ := w.f.M.Refresh(context.Background())
+	if _, cs := st.Config(w.f.Root); len(cs.Workdirs) != 0 {
+		t.Fatalf("workdirs left after the builds: %+v", cs.Workdirs)
+	}
+}
+
+// The build runs as the unprivileged user in its own pid namespace, with
+// no network unless asked.
+func TestIsolation(t *testing.T) {
+	w := newWorld(t, 2)
+	w.f.Init(0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go http.Serve(ln, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { fmt.Fprint(rw, "REACHED") }))
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	script := `id -u; ls /proc | grep -c '^[0-9][0-9]*$'; printf 'GET / HTTP/1.0\r\n\r\n' | nc ` + host + ` ` + port + ` || echo NO-NETWORK; ls /var/lib 2>&1 | head -3`
+	off := w.wait(t, w.submit(t, builder.Request{Command: []string{"/bin/sh", "-c", script}}).ID)
+	on := w.wait(t, w.submit(t, builder.Request{Network: true, Command: []string{"/bin/sh", "-c", script}}).ID)
+	logOff, logOn := readLog(t, w, off.ID), readLog(t, w, on.ID)
+	if off.BuildUID != 1000 || !strings.Contains(logOff, "\n1000\n") {
+		t.Fatalf("build did not run as uid 1000 (record %d):\n%s", off.BuildUID, logOff)
+	}
+	if strings.Contains(logOff, "REACHED") || !strings.Contains(logOff, "NO-NETWORK") {
+		t.Fatalf("a build without --network reached the host:\n%s", logOff)
+	}
+	if !strings.Contains(logOn, "REACHED") {
+		t.Fatalf("a build with --network could not reach the host:\n%s", logOn)
+	}
+	lines := strings.Split(logOff, "\n")
+	for i, l := range lines {
+		if l == "1000" && i+1 < len(lines) {
+			if n, _ := strconv.Atoi(lines[i+1]); n == 0 || n > 6 {
+				t.Fatalf("the build sees %s processes: not its own pid namespace", lines[i+1])
+			}
+		}
+	}
+}
+
+// A failing build's status and complete log come back, through the
+// builder and through the API.
+func TestFailingBuildThroughAPI(t *testing.T) {
+	w := newWorld(t, 2)
+	w.f.Init(0)
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	srv := &builder.Server{B: w.b, GID: 0, Log: w.f.Log}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx, sock)
+	lvmtest.WaitFor(t, 5*time.Second, "the socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	if fi, _ := os.Stat(sock); fi.Mode().Perm() != 0o660 {
+		t.Fatalf("socket mode %v, want 0660", fi.Mode().Perm())
+	}
+	c := builder.NewClient(sock)
+	b, err := c.Submit(ctx, builder.Request{Config: w.f.Root, Command: []string{"/bin/sh", "-c", "for i in 1 2 3; do echo line $i; done; echo to-stderr >&2; exit 3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	var logText strings.Builder
+	final, err := c.Events(ctx, b.ID, func(ev builder.Event) {
+		switch ev.Type {
+		case "state":
+			states = append(states, ev.State)
+		case "log":
+			logText.WriteString(ev.Data)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.State != builder.StateFailed || final.ExitCode == nil || *final.ExitCode != 3 {
+		t.Fatalf("final %+v, want failed with exit 3", final)
+	}
+	for _, want := range []string{"line 1", "line 3", "to-stderr", "exit status 3"} {
+		if !strings.Contains(logText.String(), want) {
+			t.Fatalf("streamed log lacks %q:\n%s", want, logText.String())
+		}
+	}
+	if strings.Join(states, ",") != "queued,creating-workdir,building,collecting,failed" {
+		t.Fatalf("states %v", states)
+	}
+	// Bad requests are refused with a reason, unknown builds are 404.
+	for _, req := range []builder.Request{{Config: "nope"}, {Config: w.f.Root, UniqueExt: "a/b", Command: []string{"true"}}, {Config: w.f.Root, Source: "relative", Command: []string{"true"}}} {
+		var he *builder.HTTPError
+		if _, err := c.Submit(ctx, req); !errors.As(err, &he) || he.Code != 400 {
+			t.Errorf("request %+v: %v, want 400", req, err)
+		}
+	}
+	var he *builder.HTTPError
+	if _, err := c.Get(ctx, "nosuch"); !errors.As(err, &he) || he.Code != 404 {
+		t.Errorf("unknown build: %v", err)
+	}
+	resp := rawPost(t, sock, "/v1/builds", `{"config": "x", "bogus": 1}`)
+	if resp != 400 {
+		t.Errorf("unknown field: %d", resp)
+	}
+	bs, err := c.List(ctx)
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("list: %v %v", bs, err)
+	}
+}
+
+func rawPost(t *testing.T, sock, path, body string) int {
+	t.Helper()
+	hc := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return net.Dial("unix", sock)
+	}}}
+	resp, err := hc.Post("http://x"+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Cancel and timeout kill every process of the build and leave no mount.
+func TestCancelAndTimeout(t *testing.T) {
+	w := newWorld(t, 2)
+	w.f.Init(0)
+	long := []string{"/bin/sh", "-c", "sleep 1000 & sleep 1001 & echo started; wait"}
+	b := w.submit(t, builder.Request{Command: long})
+	lvmtest.WaitFor(t, 60*time.Second, "the build to start", func() bool {
+		return strings.Contains(readLog(t, w, b.ID), "started")
+	})
+	rec, _ := w.b.Get(b.ID)
+	root := rec.Workdir
+	if err := w.b.Cancel(b.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	fin := w.wait(t, b.ID)
+	if fin.State != builder.StateCancelled {
+		t.Fatalf("state %s, want cancelled", fin.State)
+	}
+	assertGone(t, w, root)
+	if err := w.b.Cancel(b.ID, 0); !errors.Is(err, builder.ErrFinished) {
+		t.Fatalf("cancel of a finished build: %v", err)
+	}
+
+	tb := w.submit(t, builder.Request{Command: long, Timeout: builder.Duration(2 * time.Second)})
+	fin = w.wait(t, tb.ID)
+	if fin.State != builder.StateTimedOut {
+		t.Fatalf("state %s (%s), want timed-out", fin.State, fin.Error)
+	}
+	assertGone(t, w, fin.Workdir)
+}
+
+func assertGone(t *testing.T, w *world, root string) {
+	t.Helper()
+	lvmtest.WaitFor(t, 10*time.Second, "the build's processes to die", func() bool { return len(inRoot(root)) == 0 })
+	table, _ := mount.Table()
+	for _, e := range table {
+		if strings.HasPrefix(e.Mountpoint, root) {
+			t.Fatalf("mount left behind: %s", e.Mountpoint)
+		}
+	}
+	st, _ := w.f.M.Refresh(context.Background())
+	if _, cs := st.Config(w.f.Root); len(cs.Workdirs) != 0 {
+		t.Fatalf("workdir left behind: %+v", cs.Workdirs)
+	}
+}
+
+func inRoot(root string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if r, err := os.Readlink("/proc/" + e.Name() + "/root"); err == nil && r == root {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// Keep leaves the workdir, held no longer, for the user.
+func TestKeep(t *testing.T) {
+	w := newWorld(t, 1)
+	w.f.Init(0)
+	b := w.wait(t, w.submit(t, builder.Request{Keep: true, UniqueExt: "kept", Command: []string{"/bin/sh", "-c", "echo made > /builddir/mark"}}).ID)
+	if b.State != builder.StateSucceeded {
+		t.Fatal(b.State, b.Error)
+	}
+	if got := lvmtest.Chroot(t, b.Workdir, "cat /builddir/mark"); got != "made\n" {
+		t.Fatalf("kept workdir: %q", got)
+	}
+	if err := w.f.M.RemoveWorkdir(context.Background(), w.f.Root, "kept"); err != nil {
+		t.Fatalf("a kept workdir is still held: %v", err)
+	}
+}
+
+// A workdir in use by a build cannot be removed (the tree's rmdir EBUSY).
+func TestWorkdirHeldDuringBuild(t *testing.T) {
+	w := newWorld(t, 1)
+	w.f.Init(0)
+	b := w.submit(t, builder.Request{UniqueExt: "busy", Command: []string{"/bin/sh", "-c", "echo started; sleep 5"}})
+	lvmtest.WaitFor(t, 60*time.Second, "the build to start", func() bool { return strings.Contains(readLog(t, w, b.ID), "started") })
+	err := w.f.M.RemoveWorkdir(context.Background(), w.f.Root, "busy")
+	if !errors.Is(err, lvm.ErrBusy) || !strings.Contains(err.Error(), b.ID) {
+		t.Fatalf("remove during build: %v, want ErrBusy naming the build", err)
+	}
+	w.b.Cancel(b.ID, 0)
+	w.wait(t, b.ID)
+}
+
+// The daemon killed with SIGKILL in the middle of a build: at the next
+// start the build shows interrupted, its workdir is gone, the pool is
+// consistent and other workdirs are untouched.
+func TestDaemonKilledMidBuild(t *testing.T) {
+	f := lvmtest.NewFixture(t, env)
+	f.Init(0)
+	other := f.Workdir("", "bystander")
+	lvmtest.Chroot(t, other, "echo still > /root/here")
+	spec, _ := json.Marshal(daemonJob{StateDir: f.StateDir, Basedir: f.Basedir, Config: f.Config})
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), daemonEnv+"="+string(spec))
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = lvmtest.TestWriter(t)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	if _, err := fmt.Fscanln(out, &id); err != nil {
+		t.Fatalf("daemon did not report its build: %v", err)
+	}
+	logPath := filepath.Join(f.StateDir, "builds", id, "log")
+	lvmtest.WaitFor(t, 60*time.Second, "the build to run", func() bool {
+		b, _ := os.ReadFile(logPath)
+		return strings.Contains(string(b), "started")
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	w := &world{f: f, info: builder.ConfigInfo{Root: f.Root, Build: []string{"true"}}}
+	w.f.M = f.NewManager()
+	w.start(t, 1)
+	b, err := w.b.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.State != builder.StateInterrupted {
+		t.Fatalf("after the restart the build is %s, want interrupted", b.State)
+	}
+	st, _ := w.f.M.Refresh(context.Background())
+	_, cs := st.Config(f.Root)
+	if cs.Workdir(b.UniqueExt) != nil || cs.Workdir("bystander") == nil || len(cs.Workdirs) != 1 {
+		t.Fatalf("after the restart: %+v", cs.Workdirs)
+	}
+	if got := lvmtest.Chroot(t, other, "cat /root/here"); got != "still\n" {
+		t.Fatalf("bystander workdir damaged: %q", got)
+	}
+	lvmtest.WaitFor(t, 10*time.Second, "the killed build's processes to die", func() bool { return len(inRoot(b.Workdir)) == 0 })
+}
+
+const daemonEnv = "THINROOT_BUILDER_TEST_DAEMON"
+
+type daemonJob struct {
+	StateDir, Basedir string
+	Config            lvm.Config
+}
+
+// daemonHelper is the daemon process TestDaemonKilledMidBuild kills: it
+// submits one long build, prints its id and runs until killed.
+func daemonHelper() {
+	spec := os.Getenv(daemonEnv)
+	if spec == "" {
+		return
+	}
+	var job daemonJob
+	json.Unmarshal([]byte(spec), &job)
+	m, err := lvm.NewManager(lvm.Options{StateDir: job.StateDir, Backends: env.Backends(job.StateDir), Basedir: job.Basedir})
+	if err == nil {
+		err = m.AddConfig(job.Config)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	ctx := context.Background()
+	m.Refresh(ctx)
+	b, err := builder.New(ctx, builder.Options{StateDir: job.StateDir, Jobs: 1, Manager: m,
+		Resolve: func(string) (builder.ConfigInfo, error) { return builder.ConfigInfo{Root: job.Config.Root}, nil }})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	b.Start(ctx)
+	rec, err := b.Submit(builder.Request{Config: job.Config.Root, Command: []string{"/bin/sh", "-c", "echo started; sleep 600"}}, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	fmt.Println(rec.ID)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	wg.Wait()
+}

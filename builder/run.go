@@ -1,0 +1,278 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/sandbox"
+)
+
+// Paths inside the buildroot.
+const (
+	SourceDir  = "/builddir/source"
+	ResultsDir = "/builddir/results"
+)
+
+// run takes one build from its config's init to its final state.
+func (b *Builder) run(ctx context.Context, e *entry) {
+	id, req := e.b.ID, e.b.Request
+	m := b.opts.Manager
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(e.log, "[thinroot] "+format+"\n", args...)
+	}
+	fail := func(state string, err error) {
+		if cause := context.Cause(ctx); errors.Is(cause, errCancelled) {
+			state, err = StateCancelled, cause
+		}
+		logf("build %s: %v", state, err)
+		b.setState(e, state, func(r *Build) { r.Error = err.Error() })
+	}
+	b.update(e, func(r *Build) { r.Started = time.Now().UTC() })
+	defer e.log.close()
+	info, err := b.opts.Resolve(req.Config)
+	if err != nil {
+		fail(StateError, err)
+		return
+	}
+	logf("build %s of config %s (uid %d)", id, req.Config, e.b.BuildUID)
+
+	// 1. Make sure the config is initialized: exactly one process in the
+	//    world bootstraps it; the others wait on the init lock.
+	if _, cs := m.State().Config(req.Config); cs == nil || cs.State != lvm.StateReady {
+		did, err := m.InitWatch(ctx, req.Config, e.log, func(phase string) {
+			switch phase {
+			case lvm.PhaseWaitingInit:
+				logf("waiting for the init lock: another process is bootstrapping %s", req.Config)
+				b.setState(e, StateWaitingInit, nil)
+			case lvm.PhaseBootstrapping:
+				logf("bootstrapping %s", req.Config)
+				b.setState(e, StateBootstrapping, func(r *Build) { r.Bootstrapped = true })
+			}
+		})
+		if err != nil {
+			fail(StateError, fmt.Errorf("init: %w", err))
+			return
+		}
+		if !did {
+			b.update(e, func(r *Build) { r.Bootstrapped = false })
+		}
+	}
+
+	// 2. A workdir of its own, held so nobody removes it under the build.
+	b.setState(e, StateCreatingWorkdir, nil)
+	ext := e.b.UniqueExt
+	if err := m.Hold(req.Config, ext, "build "+id); err != nil {
+		fail(StateError, err)
+		return
+	}
+	held := true
+	unhold := func() {
+		if held {
+			m.Unhold(req.Config, ext)
+			held = false
+		}
+	}
+	defer unhold()
+	w, err := m.CreateWorkdir(ctx, req.Config, req.Snapshot, ext)
+	if err != nil {
+		fail(StateError, fmt.Errorf("create workdir: %w", err))
+		return
+	}
+	b.update(e, func(r *Build) { r.Workdir, r.Snapshot = w.Mountpoint, w.Snapshot })
+	logf("workdir %s.%s from snapshot %s at %s", req.Config, ext, w.Snapshot, w.Mountpoint)
+	removeWorkdir := func() {
+		if req.Keep {
+			logf("keeping workdir %s.%s", req.Config, ext)
+			return
+		}
+		unhold()
+		if err := removeWithRetry(context.WithoutCancel(ctx), m, req.Config, ext); err != nil {
+			logf("could not remove workdir %s.%s: %v", req.Config, ext, err)
+			b.log.Error("remove build workdir", "build", id, "err", err)
+		}
+	}
+
+	// 3. The result directory, where mock keeps it, and the build itself.
+	cfg, err := m.Config(req.Config)
+	if err != nil {
+		removeWorkdir()
+		fail(StateError, err)
+		return
+	}
+	resultDir := filepath.Join(cfg.WorkdirDir(ext), "result")
+	if err := prepareResults(resultDir, e.b.BuildUID, e.b.BuildGID); err != nil {
+		removeWorkdir()
+		fail(StateError, fmt.Errorf("result directory: %w", err))
+		return
+	}
+	b.setState(e, StateBuilding, func(r *Build) { r.ResultDir = resultDir })
+	code, err := b.execute(ctx, e, info, w.Mountpoint, resultDir)
+
+	// 4. Collect: the results are in place (bind-mounted); close the log
+	//    copy, remove the workdir, record the outcome.
+	b.setState(e, StateCollecting, nil)
+	removeWorkdir()
+	switch {
+	case errors.Is(context.Cause(ctx), errCancelled):
+		fail(StateCancelled, errCancelled)
+	case errors.Is(err, context.DeadlineExceeded):
+		b.setState(e, StateTimedOut, func(r *Build) {
+			r.Error = fmt.Sprintf("timed out after %v", time.Duration(req.Timeout))
+			r.ExitCode = &code
+		})
+		logf("build timed out after %v", time.Duration(req.Timeout))
+	case err != nil:
+		fail(StateError, err)
+	case code == 0:
+		logf("build succeeded")
+		b.setState(e, StateSucceeded, func(r *Build) { r.ExitCode = &code })
+	default:
+		logf("build failed with exit status %d", code)
+		b.setState(e, StateFailed, func(r *Build) { r.ExitCode = &code })
+	}
+}
+
+// execute runs the build command in the sandbox; it returns the command's
+// exit status, or an error when it could not run or ran out of time.
+func (b *Builder) execute(ctx context.Context, e *entry, info ConfigInfo, root, resultDir string) (int, error) {
+	req := e.b.Request
+	argv := req.Command
+	if len(argv) == 0 {
+		argv = info.Build
+	}
+	// The build user owns /builddir in its own clone.
+	builddir := filepath.Join(root, "builddir")
+	if err := os.MkdirAll(builddir, 0o755); err != nil {
+		return -1, err
+	}
+	if err := os.Chown(builddir, e.b.BuildUID, e.b.BuildGID); err != nil {
+		return -1, err
+	}
+	spec := sandbox.Spec{
+		Root: root, Argv: argv, Dir: "/builddir",
+		UID: e.b.BuildUID, GID: e.b.BuildGID,
+		Hostname: "thinroot-" + e.b.UniqueExt,
+		Network:  req.Network || info.Network,
+		Env: append([]string{"THINROOT_BUILD_ID=" + e.b.ID, "THINROOT_CONFIG=" + req.Config,
+			"SOURCE=" + SourceDir, "RESULTS=" + ResultsDir}, info.Env...),
+		Binds: []sandbox.Bind{{Source: resultDir, Target: ResultsDir}},
+	}
+	if req.Source != "" {
+		spec.Binds = append(spec.Binds, sandbox.Bind{Source: req.Source, Target: SourceDir, ReadOnly: true})
+	}
+	rctx := ctx
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, time.Duration(req.Timeout))
+		defer cancel()
+	}
+	cmd, err := sandbox.Command(rctx, spec)
+	if err != nil {
+		return -1, err
+	}
+	buildLog, err := os.OpenFile(filepath.Join(resultDir, "build.log"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return -1, err
+	}
+	defer buildLog.Close()
+	os.Chown(buildLog.Name(), e.b.BuildUID, e.b.BuildGID)
+	e.log.tee(buildLog)
+	defer e.log.tee(nil)
+	out := io.Writer(e.log)
+	cmd.Stdout, cmd.Stderr = out, out
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case rctx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
+		return exitCode(ee, err), context.DeadlineExceeded
+	case ctx.Err() != nil:
+		return -1, context.Cause(ctx)
+	case errors.As(err, &ee):
+		return exitCode(ee, err), nil
+	case err != nil:
+		return -1, err
+	}
+	return 0, nil
+}
+
+func exitCode(ee *exec.ExitError, err error) int {
+	if ee == nil && !errors.As(err, &ee) {
+		return -1
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ee.ExitCode()
+}
+
+// prepareResults makes an empty result directory owned by the build user.
+// Results of an earlier build with the same unique-ext are moved aside,
+// never deleted.
+func prepareResults(dir string, uid, gid int) error {
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		old := dir + ".old-" + strconv.FormatInt(time.Now().Unix(), 10)
+		if err := os.Rename(dir, old); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.Chown(dir, uid, gid)
+}
+
+// removeWithRetry removes a build's workdir. The sandbox's mount namespace
+// holds the workdir's filesystem until the kernel has torn it down, which
+// can take a moment after the build's last process exits.
+func removeWithRetry(ctx context.Context, m *lvm.Manager, root, ext string) error {
+	var err error
+	for i := 0; i < 50; i++ {
+		err = m.RemoveWorkdir(ctx, root, ext)
+		if err == nil || errors.Is(err, lvm.ErrNotFound) {
+			return nil
+		}
+		if !errors.Is(err, lvm.ErrBusy) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
+}
+
+// canRead tells whether uid may search (and, for the target, read) p,
+// going by owner and other bits only: group access is not trusted, since
+// the daemon does not know the caller's groups for sure.
+func canRead(p string, uid int, target bool) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	mode := fi.Mode().Perm()
+	var bits os.FileMode
+	if int(st.Uid) == uid {
+		bits = (mode >> 6) & 7
+	} else {
+		bits = mode & 7
+	}
+	need := os.FileMode(1) // search
+	if target {
+		need = 5 // read and search
+	}
+	if bits&need != need {
+		return fmt.Errorf("uid %d may not read %s", uid, p)
+	}
+	return nil
+}
