@@ -3,7 +3,7 @@
 # that are missing, with apt-get update at most once.
 #   scripts/deps.sh [EXTRA-PACKAGE...]
 set -eu
-PACKAGES="xfsprogs e2fsprogs btrfs-progs busybox-static python3 util-linux mount coreutils file $*"
+PACKAGES="xfsprogs e2fsprogs btrfs-progs busybox-static python3 util-linux mount coreutils file debootstrap dpkg-dev $*"
 need=""
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || need="$need $p"
