@@ -26,15 +26,26 @@ type globals struct {
 	refuse    float64
 }
 
-func newGlobals() *globals { return &globals{} }
+func newGlobals() *globals {
+	return &globals{
+		stateDir:  envOr("THINROOT_STATE_DIR", lvm.DefaultStateDir),
+		basedir:   envOr("THINROOT_BASEDIR", ""),
+		logLevel:  envOr("THINROOT_LOG_LEVEL", "info"),
+		logFormat: "text",
+		warn:      lvm.DefaultWarnPercent,
+		refuse:    lvm.DefaultRefusePercent,
+	}
+}
 
+// register adds the global flags to fs with the current values as their
+// defaults, so flags given before the verb survive the verb's own parse.
 func (g *globals) register(fs *pflag.FlagSet) {
-	fs.StringVar(&g.stateDir, "state-dir", envOr("THINROOT_STATE_DIR", lvm.DefaultStateDir), "thinroot's state directory (file pools, locks, build records) [$THINROOT_STATE_DIR]")
-	fs.StringVar(&g.basedir, "basedir", envOr("THINROOT_BASEDIR", ""), "mock's basedir, overriding the config's (mount points, snapinfo and lock files) [$THINROOT_BASEDIR]")
-	fs.StringVar(&g.logLevel, "log-level", envOr("THINROOT_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
-	fs.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	fs.Float64Var(&g.warn, "warn-percent", lvm.DefaultWarnPercent, "pool usage that draws a warning (new pools)")
-	fs.Float64Var(&g.refuse, "refuse-percent", lvm.DefaultRefusePercent, "pool usage above which new volumes are refused (new pools)")
+	fs.StringVar(&g.stateDir, "state-dir", g.stateDir, "thinroot's state directory (file pools, locks, build records) [$THINROOT_STATE_DIR]")
+	fs.StringVar(&g.basedir, "basedir", g.basedir, "mock's basedir, overriding the config's (mount points, snapinfo and lock files) [$THINROOT_BASEDIR]")
+	fs.StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn, error [$THINROOT_LOG_LEVEL]")
+	fs.StringVar(&g.logFormat, "log-format", g.logFormat, "log format: text or json")
+	fs.Float64Var(&g.warn, "warn-percent", g.warn, "pool usage that draws a warning (new pools)")
+	fs.Float64Var(&g.refuse, "refuse-percent", g.refuse, "pool usage above which new volumes are refused (new pools)")
 }
 
 func envOr(k, def string) string {

@@ -76,6 +76,14 @@ func Attach(path string, readOnly bool) (*Device, error) {
 			dev.Close()
 			return nil, fmt.Errorf("attach %s to /dev/loop%d: %w", path, n, err)
 		}
+		// Drop whatever the device's page cache still holds from its
+		// previous binding: the kernel detaches autoclear devices in the
+		// background, and a filesystem read through stale pages would see
+		// another volume's blocks.
+		if err := unix.IoctlSetInt(int(dev.Fd()), unix.BLKFLSBUF, 0); err != nil {
+			dev.Close()
+			return nil, fmt.Errorf("attach %s to /dev/loop%d: flush buffers: %w", path, n, err)
+		}
 		return &Device{Path: dev.Name(), Num: n, f: dev}, nil
 	}
 	return nil, fmt.Errorf("attach %s: no free loop device after 64 attempts", path)
