@@ -62,11 +62,7 @@ func (t *Tree) invalidator(ctx context.Context) {
 	var prev view
 	for {
 		changed := t.m.Changed()
-		cur := t.flatten(t.state())
-		if prev != nil {
-			t.notify(prev, cur)
-		}
-		prev = cur
+		prev = t.invalidate(prev)
 		select {
 		case <-ctx.Done():
 			return
@@ -76,17 +72,29 @@ func (t *Tree) invalidator(ctx context.Context) {
 	}
 }
 
+// invalidate takes the current view and tells the kernel how it differs
+// from prev; it returns the view to compare with next time. A panic is
+// logged and the pass skipped: freshness must outlive a bad State.
+func (t *Tree) invalidate(prev view) (cur view) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.log.Error("panic in the invalidator; going on", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			cur = prev
+		}
+	}()
+	cur = t.flatten(t.state())
+	if prev != nil {
+		t.notify(prev, cur)
+	}
+	return cur
+}
+
 // notify tells the kernel about the differences between two views: a
 // gone entry is deleted from its parent, an entry whose kind or symlink
 // target changed is dropped, and a file whose content changed has its
 // cached pages and attributes dropped. New entries need nothing: lookups
 // that failed are not cached.
 func (t *Tree) notify(prev, cur view) {
-	defer func() {
-		if r := recover(); r != nil {
-			t.log.Error("panic in the invalidator; going on", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-		}
-	}()
 	var gone, changed []string
 	for p, e := range prev {
 		c, ok := cur[p]

@@ -157,7 +157,10 @@ func treeGroup(name string) (uint32, string, error) {
 // answering ENOTCONN there), so the tree can be mounted again in its
 // place. A live mount is left alone and refused.
 func detachStale(log *slog.Logger, mp string) error {
-	_, err := os.Stat(mp)
+	// statfs always asks the filesystem, where a stat may be answered
+	// from the kernel's attribute cache even after the server died.
+	var sfs unix.Statfs_t
+	err := unix.Statfs(mp, &sfs)
 	switch {
 	case err == nil:
 		if ok, _ := mount.IsMountpoint(mp); ok {
@@ -169,7 +172,7 @@ func detachStale(log *slog.Logger, mp string) error {
 		if err := lazyUnmount(mp); err != nil {
 			return fmt.Errorf("detach the stale mount on %s: %w", mp, err)
 		}
-		if _, err := os.Stat(mp); err != nil {
+		if err := unix.Statfs(mp, &sfs); err != nil {
 			return fmt.Errorf("%s after detaching the stale mount: %w", mp, err)
 		}
 		return nil
