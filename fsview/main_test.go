@@ -42,7 +42,15 @@ var env = lvmtest.Env{
 func TestMain(m *testing.M) {
 	probeMain()
 	lvmtest.HelperMain(env)
-	os.Exit(m.Run())
+	code := m.Run()
+	// The binaries tests made live outside their temp dirs (other users
+	// must reach them).
+	for _, d := range []string{filepath.Dir(probeBin), filepath.Dir(binPath)} {
+		if d != "." {
+			os.RemoveAll(d)
+		}
+	}
+	os.Exit(code)
 }
 
 // treeGID is the group the test trees belong to: no user of this host is
