@@ -234,6 +234,7 @@ func (d *snapshotDir) list(st *lvm.State) ([]node, bool) {
 	for _, w := range s.Workdirs {
 		out = append(out, d.workdir(w.Ext))
 	}
+	sortNodes(out) // an ext may start with '+', before ".info"
 	return out, true
 }
 
