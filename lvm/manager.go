@@ -69,6 +69,9 @@ type poolEntry struct {
 	backend Backend
 	report  *PoolReport
 	err     error
+	// patches counts operations' patches of report; a scan that started
+	// before one must not overwrite it.
+	patches uint64
 }
 
 // NewManager returns a Manager. It does not touch the backends; call
@@ -228,8 +231,18 @@ func (m *Manager) Refresh(ctx context.Context) (*State, error) {
 	m.mu.Unlock()
 	var errs []error
 	for _, p := range entries {
+		m.mu.Lock()
+		seen := p.patches
+		m.mu.Unlock()
 		r, err := p.backend.Scan(ctx, p.name)
 		m.mu.Lock()
+		if p.patches != seen {
+			// An operation of this process changed the pool while the
+			// scan ran; the scan may predate it. Keep the patched report
+			// and leave the pool to the next Refresh.
+			m.mu.Unlock()
+			continue
+		}
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			p.err = err
 			errs = append(errs, err)
@@ -315,6 +328,7 @@ func (m *Manager) patch(pool string, add *Volume, remove ...string) {
 	}
 	r.Volumes = vols
 	p.report = &r
+	p.patches++
 	m.dirty = true
 }
 

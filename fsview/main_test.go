@@ -1,0 +1,364 @@
+package fsview_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/thinroot/thinroot/fsview"
+	"github.com/thinroot/thinroot/internal/mount"
+	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/file"
+	"github.com/thinroot/thinroot/lvm/lvmtest"
+)
+
+// The tests mount real trees over the file backend: real XFS pools, ext4
+// volumes, loop devices, chroots. They need root and skip otherwise.
+
+var env = lvmtest.Env{
+	Name: "file",
+	Backends: func(stateDir string) map[string]lvm.Backend {
+		return map[string]lvm.Backend{file.Kind: file.New(stateDir, nil)}
+	},
+	Config: func(root, pool string) lvm.Config {
+		return lvm.Config{Backend: file.Kind}
+	},
+}
+
+func TestMain(m *testing.M) {
+	probeMain()
+	lvmtest.HelperMain(env)
+	code := m.Run()
+	// The binaries tests made live outside their temp dirs (other users
+	// must reach them).
+	for _, d := range []string{filepath.Dir(probeBin), filepath.Dir(binPath)} {
+		if d != "." {
+			os.RemoveAll(d)
+		}
+	}
+	os.Exit(code)
+}
+
+// treeGID is the group the test trees belong to: no user of this host is
+// in it unless a test puts one there.
+const treeGID = 4242
+
+// mounted is a tree mounted for one test.
+type mounted struct {
+	t    testing.TB
+	F    *lvmtest.Fixture
+	Tree *fsview.Tree
+	Mnt  string
+}
+
+// world makes a fixture with an initialized config.
+func world(t testing.TB) *lvmtest.Fixture {
+	t.Helper()
+	f := lvmtest.NewFixture(t, env)
+	f.Init(0)
+	return f
+}
+
+// publicDir makes a directory that every user can traverse (t.TempDir's
+// are root's only), for mount points other users must reach.
+func publicDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "fsview-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// mountTree mounts a tree over model (the fixture's Manager when nil) and
+// keeps it fresh with the given interval until the test ends.
+func mountTree(t testing.TB, f *lvmtest.Fixture, model fsview.Model, refresh time.Duration) *mounted {
+	t.Helper()
+	if model == nil {
+		model = f.M
+	}
+	mnt := filepath.Join(publicDir(t), "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tree := fsview.New(model, fsview.Options{Refresh: refresh, GID: treeGID, Log: f.Log})
+	opts := tree.FuseOptions(fuse.MountOptions{DirectMount: true, AllowOther: true})
+	server, err := fs.Mount(mnt, tree.Root(), opts)
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tree.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if err := server.Unmount(); err != nil {
+			t.Logf("unmount: %v; detaching", err)
+			syscall.Unmount(mnt, syscall.MNT_DETACH)
+		}
+	})
+	return &mounted{t: t, F: f, Tree: tree, Mnt: mnt}
+}
+
+// Paths in the tree.
+func (m *mounted) pool() string         { return filepath.Join(m.Mnt, "pools", m.F.Pool) }
+func (m *mounted) config() string       { return filepath.Join(m.pool(), "configs", m.F.Root) }
+func (m *mounted) snaps() string        { return filepath.Join(m.config(), "snapshots") }
+func (m *mounted) snap(s string) string { return filepath.Join(m.snaps(), s) }
+func (m *mounted) link(ext string) string {
+	return filepath.Join(m.Mnt, "workdirs", m.F.Root+"."+ext)
+}
+
+func (m *mounted) read(p string) string {
+	m.t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		m.t.Fatalf("read %s: %v", p, err)
+	}
+	return string(b)
+}
+
+func (m *mounted) names(p string) []string {
+	m.t.Helper()
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		m.t.Fatalf("readdir %s: %v", p, err)
+	}
+	out := make([]string, len(ents))
+	for i, e := range ents {
+		out[i] = e.Name()
+	}
+	return out
+}
+
+// write does what a shell's "echo DATA > p" does: open with O_TRUNC, one
+// write, close.
+func write(p, data string) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write([]byte(data))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// keyValues parses "key: value" lines.
+func keyValues(t testing.TB, text string) map[string]string {
+	t.Helper()
+	kv := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ": ")
+		if !ok {
+			t.Fatalf("line %q is not \"key: value\"", sc.Text())
+		}
+		kv[k] = v
+	}
+	return kv
+}
+
+// wantErrno checks that err carries errno.
+func wantErrno(t testing.TB, what string, err error, errno syscall.Errno) {
+	t.Helper()
+	if !errors.Is(err, errno) {
+		t.Errorf("%s: got %v, want %v (%s)", what, err, errno, errnoName(errno))
+	}
+}
+
+func errnoName(e syscall.Errno) string {
+	for _, n := range []struct {
+		e syscall.Errno
+		s string
+	}{{syscall.EACCES, "EACCES"}, {syscall.EPERM, "EPERM"}, {syscall.EEXIST, "EEXIST"}, {syscall.EINVAL, "EINVAL"},
+		{syscall.ENOENT, "ENOENT"}, {syscall.EBUSY, "EBUSY"}, {syscall.ENOTEMPTY, "ENOTEMPTY"}, {syscall.ENOSPC, "ENOSPC"},
+		{syscall.EROFS, "EROFS"}, {syscall.EIO, "EIO"}} {
+		if n.e == e {
+			return n.s
+		}
+	}
+	return fmt.Sprint(int(e))
+}
+
+// Another user: the test binary, copied where anyone may run it, runs a
+// probe with other credentials and reports each step's errno.
+
+const probeEnv = "FSVIEW_TEST_PROBE"
+
+type probeStep struct {
+	Op   string `json:"op"` // mkdir, rmdir, write, read, readdir
+	Path string `json:"path"`
+	Data string `json:"data,omitempty"`
+}
+
+func probeMain() {
+	spec := os.Getenv(probeEnv)
+	if spec == "" {
+		return
+	}
+	var steps []probeStep
+	if err := json.Unmarshal([]byte(spec), &steps); err != nil {
+		fmt.Fprintln(os.Stderr, "probe:", err)
+		os.Exit(3)
+	}
+	res := make([]string, len(steps))
+	for i, s := range steps {
+		var err error
+		switch s.Op {
+		case "mkdir":
+			err = os.Mkdir(s.Path, 0o755)
+		case "rmdir":
+			err = syscall.Rmdir(s.Path)
+		case "write":
+			err = write(s.Path, s.Data)
+		case "read":
+			_, err = os.ReadFile(s.Path)
+		case "readdir":
+			_, err = os.ReadDir(s.Path)
+		}
+		var en syscall.Errno
+		switch {
+		case err == nil:
+			res[i] = "ok"
+		case errors.As(err, &en):
+			res[i] = errnoName(en)
+		default:
+			res[i] = err.Error()
+		}
+	}
+	json.NewEncoder(os.Stdout).Encode(res)
+	os.Exit(0)
+}
+
+var (
+	probeOnce sync.Once
+	probeBin  string
+	probeErr  error
+)
+
+// probe runs steps as uid/gid with the given supplementary groups.
+func probe(t testing.TB, uid, gid uint32, groups []uint32, steps []probeStep) []string {
+	t.Helper()
+	probeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "fsview-probe-")
+		if err == nil {
+			err = os.Chmod(dir, 0o755)
+		}
+		if err == nil {
+			probeBin = filepath.Join(dir, "probe")
+			err = copyFile(os.Args[0], probeBin, 0o755)
+		}
+		probeErr = err
+	})
+	if probeErr != nil {
+		t.Fatal(probeErr)
+	}
+	spec, _ := json.Marshal(steps)
+	cmd := exec.Command(probeBin, "-test.run=^$")
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), probeEnv+"="+string(spec))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("probe as %d: %v", uid, err)
+	}
+	var res []string
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("probe output %q: %v", out, err)
+	}
+	return res
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// The thinroot binary, for tests that need it as a separate process.
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+func thinrootBin(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "fsview-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "thinroot")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/thinroot")
+		cmd.Dir = lvmtest.RepoRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// cli runs the thinroot binary on the fixture's directories and pool.
+func cli(t testing.TB, f *lvmtest.Fixture, args ...string) {
+	t.Helper()
+	cmd := exec.Command(thinrootBin(t), append(args, "--state-dir", f.StateDir, "--basedir", f.Basedir, "--pool", f.Pool)...)
+	cmd.Dir = "/"
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("thinroot %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func isMounted(p string) (bool, error) { return mount.IsMountpoint(p) }
+
+// requireRoot checks that a workdir's root holds the bootstrapped busybox
+// root before chrooting into it, and says where its data came from when
+// not (an empty filesystem there means the volume layer handed out the
+// wrong data, not that the tree misbehaved).
+func requireRoot(t testing.TB, root string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(root, "bin", "sh")); err == nil {
+		return
+	}
+	script := `ls -la "$1"; dev=$(awk -v m="$1" '$2 == m {print $1}' /proc/mounts); echo "device: $dev"
+b=$(cat /sys/block/${dev#/dev/}/loop/backing_file 2>&1); echo "backing file: $b"
+echo "image read directly:"; debugfs -R 'ls /bin' "$b" 2>&1 | head -5`
+	out, _ := exec.Command("sh", "-c", script, "sh", root).CombinedOutput()
+	t.Fatalf("workdir root %s has no /bin/sh:\n%s", root, out)
+}

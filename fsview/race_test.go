@@ -1,0 +1,212 @@
+package fsview_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/thinroot/thinroot/lvm"
+)
+
+// readers run ls and cat of paths that never go away until stop is
+// closed, and report any failure.
+func readers(t *testing.T, m *mounted, n int, stop <-chan struct{}) func() {
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	var first atomic.Value
+	var rounds atomic.Int64
+	fail := func(err error) {
+		if failures.Add(1) == 1 {
+			first.Store(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, d := range []string{filepath.Join(m.Mnt, "workdirs"), m.snap("postinit"), m.snaps(), m.pool(), m.Mnt} {
+					if _, err := os.ReadDir(d); err != nil {
+						fail(err)
+					}
+				}
+				for _, p := range []string{filepath.Join(m.pool(), "stats"), filepath.Join(m.config(), "current"),
+					filepath.Join(m.config(), "state"), filepath.Join(m.snap("postinit"), ".info")} {
+					b, err := os.ReadFile(p)
+					if err == nil && len(b) == 0 {
+						err = fmt.Errorf("%s read empty", p)
+					}
+					if err != nil {
+						fail(err)
+					}
+				}
+				b, err := os.ReadFile(filepath.Join(m.pool(), "stats.json"))
+				if err == nil {
+					var v map[string]any
+					err = json.Unmarshal(b, &v)
+				}
+				if err != nil {
+					fail(fmt.Errorf("stats.json: %w", err))
+				}
+				rounds.Add(1)
+			}
+		}()
+	}
+	return func() {
+		wg.Wait()
+		if n := failures.Load(); n > 0 {
+			t.Errorf("%d reads failed while the tree changed; first: %v", n, first.Load())
+		}
+		t.Logf("readers did %d rounds of ls and cat", rounds.Load())
+	}
+}
+
+// TestRaces: parallel mkdirs of one name make one workdir; of different
+// names, all of them; readers never see an error meanwhile.
+func TestRaces(t *testing.T) {
+	f := world(t)
+	m := mountTree(t, f, nil, 100*time.Millisecond)
+	stop := make(chan struct{})
+	wait := readers(t, m, 4, stop)
+	defer func() { close(stop); wait() }()
+
+	// 32 of the same name.
+	var ok, exist atomic.Int64
+	var other sync.Map
+	var wg sync.WaitGroup
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := os.Mkdir(filepath.Join(m.snap("postinit"), "same"), 0o755)
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, syscall.EEXIST):
+				exist.Add(1)
+			default:
+				other.Store(err.Error(), true)
+			}
+		}()
+	}
+	wg.Wait()
+	other.Range(func(k, _ any) bool { t.Errorf("mkdir failed: %v", k); return true })
+	if ok.Load() != 1 || exist.Load() != 31 {
+		t.Fatalf("32 mkdirs of one name: %d succeeded, %d EEXIST; want 1 and 31", ok.Load(), exist.Load())
+	}
+	// One volume on disk, as a fresh process sees it.
+	st, err := f.NewManager().Refresh(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	_, cs := st.Config(f.Root)
+	for _, w := range cs.Workdirs {
+		if w.Ext == "same" {
+			n++
+		}
+	}
+	if n != 1 || countVolumes(t, f.StateDir, f.Pool, lvm.WorkdirLV(f.Root, "same")) != 1 {
+		t.Fatalf("%d workdirs named same in the state, want 1", n)
+	}
+
+	// 16 of different names.
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = os.Mkdir(filepath.Join(m.snap("postinit"), fmt.Sprintf("p%02d", i)), 0o755)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("mkdir p%02d: %v", i, err)
+		}
+	}
+	if got := len(m.names(m.snap("postinit"))); got != 1+1+16 {
+		t.Fatalf("postinit lists %d entries, want .info and 17 workdirs", got)
+	}
+	// And remove them all in parallel.
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = syscall.Rmdir(filepath.Join(m.snap("postinit"), fmt.Sprintf("p%02d", i)))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("rmdir p%02d: %v", i, err)
+		}
+	}
+}
+
+// countVolumes counts the volume images named lv in a file pool.
+func countVolumes(t testing.TB, stateDir, pool, lv string) int {
+	t.Helper()
+	var n int
+	filepath.Walk(filepath.Join(stateDir, "pools"), func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && filepath.Ext(p) == ".img" && filepath.Base(p) == lv+".img" {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// slowModel makes CreateWorkdir take a while.
+type slowModel struct {
+	*lvm.Manager
+	delay time.Duration
+}
+
+func (s slowModel) CreateWorkdir(ctx context.Context, root, snap, ext string) (*lvm.WorkdirState, error) {
+	time.Sleep(s.delay)
+	return s.Manager.CreateWorkdir(ctx, root, snap, ext)
+}
+
+// TestSlowMkdirDoesNotStall: while a mkdir takes seconds, reads of other
+// directories and files answer at once.
+func TestSlowMkdirDoesNotStall(t *testing.T) {
+	f := world(t)
+	m := mountTree(t, f, slowModel{f.M, 2 * time.Second}, 100*time.Millisecond)
+	done := make(chan error)
+	start := time.Now()
+	go func() { done <- os.Mkdir(filepath.Join(m.snap("postinit"), "slow"), 0o755) }()
+	time.Sleep(200 * time.Millisecond)
+	var worst time.Duration
+	for time.Since(start) < 1500*time.Millisecond {
+		t0 := time.Now()
+		m.read(filepath.Join(m.pool(), "stats"))
+		m.names(filepath.Join(m.Mnt, "workdirs"))
+		m.names(m.snaps())
+		m.read(filepath.Join(m.config(), "current"))
+		worst = max(worst, time.Since(t0))
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 2*time.Second {
+		t.Fatalf("mkdir took %v: the delay did not apply", took)
+	}
+	t.Logf("slowest round of reads during a 2 s mkdir: %v", worst)
+	if worst > 300*time.Millisecond {
+		t.Fatalf("reads of other paths took up to %v while a mkdir ran", worst)
+	}
+}
