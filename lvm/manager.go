@@ -282,13 +282,20 @@ func (m *Manager) rescan(ctx context.Context, pool string) (*PoolReport, error) 
 	if !ok {
 		return nil, notFound("pool", pool)
 	}
+	m.mu.Lock()
+	seen := p.patches
+	m.mu.Unlock()
 	r, err := p.backend.Scan(ctx, pool)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	m.mu.Lock()
-	p.report, p.err = r, nil
-	m.dirty = true
+	// As in Refresh: a scan older than another operation's patch is
+	// returned to the caller but does not replace the patched report.
+	if p.patches == seen {
+		p.report, p.err = r, nil
+		m.dirty = true
+	}
 	m.mu.Unlock()
 	return r, err
 }
