@@ -78,7 +78,10 @@ type entry struct {
 	cancel context.CancelCauseFunc
 }
 
-var errCancelled = errors.New("cancelled by a user")
+var (
+	errCancelled = errors.New("cancelled by a user")
+	errShutdown  = errors.New("the daemon is stopping")
+)
 
 // New loads the build records from disk. Builds that were running when
 // the daemon died are marked interrupted and their workdirs removed.
@@ -149,6 +152,21 @@ func (b *Builder) Start(ctx context.Context) {
 
 // Wait waits for the dispatcher and every running build to end.
 func (b *Builder) Wait() { b.wg.Wait() }
+
+// Shutdown stops every running build (they end interrupted, their
+// workdirs removed) and waits for them and for the dispatcher, whose
+// context the caller cancels first. Queued builds stay on disk and show
+// as interrupted at the next start.
+func (b *Builder) Shutdown() {
+	b.mu.Lock()
+	for _, e := range b.builds {
+		if e.cancel != nil && !Final(e.b.State) {
+			e.cancel(errShutdown)
+		}
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
 
 func newID() string {
 	var r [2]byte

@@ -30,8 +30,11 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		fmt.Fprintf(e.log, "[thinroot] "+format+"\n", args...)
 	}
 	fail := func(state string, err error) {
-		if cause := context.Cause(ctx); errors.Is(cause, errCancelled) {
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errCancelled):
 			state, err = StateCancelled, cause
+		case errors.Is(cause, errShutdown):
+			state, err = StateInterrupted, cause
 		}
 		logf("build %s: %v", state, err)
 		b.setState(e, state, func(r *Build) { r.Error = err.Error() })
@@ -122,8 +125,8 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 	b.setState(e, StateCollecting, nil)
 	removeWorkdir()
 	switch {
-	case errors.Is(context.Cause(ctx), errCancelled):
-		fail(StateCancelled, errCancelled)
+	case errors.Is(context.Cause(ctx), errCancelled), errors.Is(context.Cause(ctx), errShutdown):
+		fail(StateCancelled, context.Cause(ctx))
 	case errors.Is(err, context.DeadlineExceeded):
 		b.setState(e, StateTimedOut, func(r *Build) {
 			r.Error = fmt.Sprintf("timed out after %v", time.Duration(req.Timeout))

@@ -383,6 +383,10 @@ func (d *buildDir) list(st *lvm.State) ([]node, bool) {
 	}
 	var out []node
 	for _, f := range BuildFiles {
+		if bl, ok := b.(BuildLogs); ok && f == "log" {
+			out = append(out, mk(d.t, &buildLogFile{id: d.id, logs: bl}, d.path, f))
+			continue
+		}
 		out = append(out, mk(d.t, &buildFile{id: d.id, which: f}, d.path, f))
 	}
 	if b.BuildResult(d.id) != "" {

@@ -2,6 +2,8 @@ package fsview
 
 import (
 	"context"
+	"io"
+	"os"
 	"sort"
 	"strings"
 	"syscall"
@@ -294,6 +296,62 @@ func (f *buildFile) content(st *lvm.State) ([]byte, time.Time, bool) {
 		return nil, time.Time{}, false
 	}
 	return data, time.Now(), true
+}
+
+// buildLogFile is a build's log served from its file: each read goes to
+// the file at the asked offset and the size is the file's, so readers see
+// the log grow (tail -f) at no cost per read beyond the bytes read.
+type buildLogFile struct {
+	base
+	id   string
+	logs BuildLogs
+}
+
+var _ fs.NodeOpener = (*buildLogFile)(nil)
+
+func (*buildLogFile) kind() string { return "build-log" }
+func (*buildLogFile) mode() uint32 { return modeFile }
+func (f *buildLogFile) fill(st *lvm.State, a *fuse.Attr) {
+	if fi, err := os.Stat(f.logs.BuildLogPath(f.id)); err == nil {
+		a.Size = uint64(fi.Size())
+		setTimes(a, fi.ModTime())
+	}
+}
+
+func (f *buildLogFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+		return nil, 0, syscall.EROFS
+	}
+	path := f.logs.BuildLogPath(f.id)
+	if path == "" {
+		return nil, 0, syscall.ENOENT
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, 0, syscall.ENOENT
+	}
+	return &logHandle{f: fh}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// logHandle reads an open log file.
+type logHandle struct{ f *os.File }
+
+var (
+	_ fs.FileReader   = (*logHandle)(nil)
+	_ fs.FileReleaser = (*logHandle)(nil)
+)
+
+func (h *logHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := h.f.ReadAt(dest, off)
+	if err != nil && err != io.EOF {
+		return nil, syscall.EIO
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (h *logHandle) Release(ctx context.Context) syscall.Errno {
+	h.f.Close()
+	return 0
 }
 
 // Symlinks.

@@ -51,5 +51,14 @@ type Builds interface {
 	BuildResult(id string) string
 }
 
+// BuildLogs is implemented by a Builds whose logs are files: the tree then
+// reads a log straight from its file at each read, and its size from
+// stat, so `tail -f` sees it grow without the whole log being copied per
+// read.
+type BuildLogs interface {
+	// BuildLogPath is the log file of a build, "" when there is none.
+	BuildLogPath(id string) string
+}
+
 // BuildFiles are the regular files of a build directory.
 var BuildFiles = []string{"log", "spec", "status"}

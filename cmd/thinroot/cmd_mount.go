@@ -30,78 +30,107 @@ func init() {
 		summary: "show pools, configs, snapshots and workdirs as a tree at MOUNTPOINT (foreground; man thinroot-tree(5))",
 		flags: func(fs *pflag.FlagSet) {
 			configFlags(fs)
-			fs.StringArray("config", nil, "register config NAME with the config flags (repeatable); configs with volumes show anyway")
-			fs.Bool("allow-other", false, "let other users than the mounting one into the tree (a normal user needs user_allow_other in /etc/fuse.conf)")
-			fs.String("group", "", "group owning the tree with root, whose members may mkdir, rmdir and write actions (default: mock if it exists, else root)")
-			fs.Duration("refresh", fsview.DefaultRefresh, "how often the pools are rescanned; outside changes show within two intervals")
-			fs.Bool("debug-fuse", false, "log every FUSE request")
+			treeFlags(fs)
 		},
 		run: runMount,
 	})
 }
 
-func runMount(ctx context.Context, a *app, args []string) error {
-	mp, err := oneArg(args, "MOUNTPOINT")
-	if err != nil {
-		return err
+// treeFlags are the flags of every command that mounts the tree.
+func treeFlags(fs *pflag.FlagSet) {
+	fs.StringArray("config", nil, "register config NAME with the config flags (repeatable); configs with volumes show anyway")
+	fs.Bool("allow-other", false, "let other users than the mounting one into the tree (a normal user needs user_allow_other in /etc/fuse.conf)")
+	fs.String("group", "", "group owning the tree with root, whose members may mkdir, rmdir and write actions (default: mock if it exists, else root)")
+	fs.Duration("refresh", fsview.DefaultRefresh, "how often the pools are rescanned; outside changes show within two intervals")
+	fs.Bool("debug-fuse", false, "log every FUSE request")
+}
+
+// treeServer is a mounted tree and how to take it down.
+type treeServer struct {
+	mp     string
+	tree   *fsview.Tree
+	server *fuse.Server
+	log    *slog.Logger
+	stop   context.CancelFunc
+	served chan struct{}
+}
+
+// treeSetup reads the tree flags.
+type treeSetup struct {
+	mp         string
+	allowOther bool
+	refresh    time.Duration
+	debug      bool
+	gid        uint32
+	group      string
+}
+
+func (a *app) treeSetup(mp string) (treeSetup, error) {
+	var ts treeSetup
+	var err error
+	if ts.mp, err = filepath.Abs(mp); err != nil {
+		return ts, err
 	}
-	if mp, err = filepath.Abs(mp); err != nil {
-		return err
-	}
-	log := a.logger()
 	fl := a.flags
-	allowOther, _ := fl.GetBool("allow-other")
-	refresh, _ := fl.GetDuration("refresh")
-	debug, _ := fl.GetBool("debug-fuse")
+	ts.allowOther, _ = fl.GetBool("allow-other")
+	ts.refresh, _ = fl.GetDuration("refresh")
+	ts.debug, _ = fl.GetBool("debug-fuse")
 	groupName, _ := fl.GetString("group")
-	names, _ := fl.GetStringArray("config")
-	if refresh <= 0 {
-		return usageErr("--refresh must be positive")
+	if ts.refresh <= 0 {
+		return ts, usageErr("--refresh must be positive")
 	}
-	gid, group, err := treeGroup(groupName)
-	if err != nil {
-		return err
-	}
+	ts.gid, ts.group, err = treeGroup(groupName)
+	return ts, err
+}
+
+// flagConfigs builds the configs named by --config from the config flags.
+func (a *app) flagConfigs() ([]lvm.Config, error) {
+	names, _ := a.flags.GetStringArray("config")
 	var configs []lvm.Config
 	for _, n := range names {
 		c, err := a.configFromFlags(n, nil)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		configs = append(configs, c)
 	}
-	if err := detachStale(log, mp); err != nil {
-		return err
+	return configs, nil
+}
+
+// mountTree mounts the tree over m at ts.mp and starts its refresher.
+func (a *app) mountTree(ts treeSetup, m *lvm.Manager, builds fsview.Builds) (*treeServer, error) {
+	log := a.logger()
+	if err := detachStale(log, ts.mp); err != nil {
+		return nil, err
 	}
-	m, err := a.manager(ctx, configs...)
-	if err != nil {
-		return err
-	}
-	tree := fsview.New(m, fsview.Options{Refresh: refresh, GID: gid, Log: log})
+	tree := fsview.New(m, fsview.Options{Refresh: ts.refresh, GID: ts.gid, Log: log, Builds: builds})
 	opts := tree.FuseOptions(fuse.MountOptions{
-		AllowOther: allowOther,
+		AllowOther: ts.allowOther,
 		// As root, mount(2) directly: no helper binary, no setuid program.
 		DirectMount: os.Geteuid() == 0,
-		Debug:       debug,
+		Debug:       ts.debug,
 	})
-	// A second signal while waiting for a busy tree's users stops at once.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-
-	server, err := fs.Mount(mp, tree.Root(), opts)
+	server, err := fs.Mount(ts.mp, tree.Root(), opts)
 	if err != nil {
-		return fmt.Errorf("mount the tree on %s: %w", mp, err)
+		return nil, fmt.Errorf("mount the tree on %s: %w", ts.mp, err)
 	}
-	log.Info("tree mounted", "mountpoint", mp, "group", group, "gid", gid, "refresh", refresh, "allow_other", allowOther)
-	runCtx, stopRun := context.WithCancel(context.Background())
-	defer stopRun()
+	log.Info("tree mounted", "mountpoint", ts.mp, "group", ts.group, "gid", ts.gid, "refresh", ts.refresh, "allow_other", ts.allowOther)
+	runCtx, stop := context.WithCancel(context.Background())
 	go tree.Run(runCtx)
+	t := &treeServer{mp: ts.mp, tree: tree, server: server, log: log, stop: stop, served: make(chan struct{})}
+	go func() { server.Wait(); close(t.served) }()
+	return t, nil
+}
 
-	served := make(chan struct{})
-	go func() { server.Wait(); close(served) }()
+// waitAndUnmount blocks until ctx ends, a signal comes or the tree is
+// unmounted from outside, then unmounts it: cleanly, or lazily while
+// users are still inside (serving them until they leave or a second
+// signal comes).
+func (t *treeServer) waitAndUnmount(ctx context.Context, sigs <-chan os.Signal) error {
+	defer t.stop()
+	log, mp := t.log, t.mp
 	select {
-	case <-served:
+	case <-t.served:
 		log.Info("the tree was unmounted from outside", "mountpoint", mp)
 		return nil
 	case <-ctx.Done():
@@ -109,9 +138,9 @@ func runMount(ctx context.Context, a *app, args []string) error {
 		log.Info("signal received", "signal", s.String())
 	}
 	log.Info("unmounting the tree", "mountpoint", mp)
-	err = server.Unmount()
+	err := t.server.Unmount()
 	if err == nil {
-		<-served
+		<-t.served
 		log.Info("tree unmounted", "mountpoint", mp)
 		return nil
 	}
@@ -121,12 +150,40 @@ func runMount(ctx context.Context, a *app, args []string) error {
 	}
 	log.Info("tree detached; serving its remaining users until they leave (signal again to stop now)", "mountpoint", mp)
 	select {
-	case <-served:
+	case <-t.served:
 		log.Info("last user left the tree")
 	case <-sigs:
 		log.Warn("stopping with users still in the detached tree; they get ENOTCONN")
 	}
 	return nil
+}
+
+func runMount(ctx context.Context, a *app, args []string) error {
+	mp, err := oneArg(args, "MOUNTPOINT")
+	if err != nil {
+		return err
+	}
+	ts, err := a.treeSetup(mp)
+	if err != nil {
+		return err
+	}
+	configs, err := a.flagConfigs()
+	if err != nil {
+		return err
+	}
+	// A second signal while waiting for a busy tree's users stops at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	m, err := a.manager(ctx, configs...)
+	if err != nil {
+		return err
+	}
+	t, err := a.mountTree(ts, m, nil)
+	if err != nil {
+		return err
+	}
+	return t.waitAndUnmount(context.WithoutCancel(ctx), sigs)
 }
 
 // treeGroup resolves --group: a name or number; empty means mock's group

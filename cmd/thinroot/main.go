@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/thinroot/thinroot/sandbox"
 )
 
 // command is one verb (or "noun verb") of the CLI.
@@ -61,6 +63,9 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
+	// A build's sandbox re-executes this binary as its init; that must
+	// happen before anything else.
+	sandbox.Main()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

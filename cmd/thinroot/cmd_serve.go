@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/thinroot/thinroot/builder"
+	"github.com/thinroot/thinroot/lvm"
+)
+
+// Default places under the runtime directory.
+const (
+	DefaultRunDir = "/run/thinroot"
+	DefaultSocket = DefaultRunDir + "/thinroot.sock"
+	DefaultMount  = DefaultRunDir + "/tree"
+)
+
+func init() {
+	register(&command{
+		name: "serve", summary: "run the daemon: the tree mounted, builds run N at a time, the API on a unix socket",
+		flags: func(fs *pflag.FlagSet) {
+			configFlags(fs)
+			treeFlags(fs)
+			fs.String("mount", DefaultMount, "where to mount the tree")
+			fs.String("socket", envOr("THINROOT_SOCKET", DefaultSocket), "the API's unix socket (mode 0660, owned by root and the tree's group) [$THINROOT_SOCKET]")
+			fs.Int("jobs", 0, "builds running at once (default: number of CPUs)")
+		},
+		run: runServe,
+	})
+}
+
+func runServe(ctx context.Context, a *app, args []string) error {
+	if len(args) != 0 {
+		return usageErr("serve takes no arguments")
+	}
+	fl := a.flags
+	mp, _ := fl.GetString("mount")
+	sock, _ := fl.GetString("socket")
+	jobs, _ := fl.GetInt("jobs")
+	ts, err := a.treeSetup(mp)
+	if err != nil {
+		return err
+	}
+	if sock, err = filepath.Abs(sock); err != nil {
+		return err
+	}
+	// The daemon's children (bootstraps) never start inside a mount.
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(ts.mp, 0o755); err != nil {
+		return err
+	}
+	configs, err := a.loadConfigs(ctx)
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	log := a.logger()
+	m, err := a.manager(ctx, configs.lvm()...)
+	if err != nil {
+		return err
+	}
+	// Finish what a killed predecessor left half done and mount every
+	// workdir, so each one listed can be entered.
+	if err := m.Reconcile(ctx); err != nil {
+		log.Warn("reconcile at start", "err", err)
+	}
+	bctx, stopBuilds := context.WithCancel(context.Background())
+	b, err := builder.New(bctx, builder.Options{
+		StateDir: a.g.stateDir, Jobs: jobs, Manager: m, Log: log,
+		Resolve: configs.buildInfo,
+	})
+	if err != nil {
+		stopBuilds()
+		return err
+	}
+	b.Start(bctx)
+	apiCtx, stopAPI := context.WithCancel(context.Background())
+	srv := &builder.Server{B: b, GID: int(ts.gid), Log: log,
+		Stats: func() any {
+			var out []lvm.Stats
+			for _, p := range m.State().Pools {
+				out = append(out, p.Stats)
+			}
+			return out
+		}}
+	apiErr := make(chan error, 1)
+	go func() { apiErr <- srv.Serve(apiCtx, sock) }()
+	t, err := a.mountTree(ts, m, b)
+	if err != nil {
+		stopAPI()
+		stopBuilds()
+		b.Shutdown()
+		return err
+	}
+	log.Info("serving", "mount", ts.mp, "socket", sock, "jobs", jobs)
+	waitCtx, cancelWait := context.WithCancel(context.Background())
+	go func() {
+		if err := <-apiErr; err != nil {
+			log.Error("API server stopped", "err", err)
+			apiErr <- err
+			cancelWait()
+		}
+	}()
+	err = t.waitAndUnmount(waitCtx, sigs)
+	stopAPI()
+	stopBuilds()
+	b.Shutdown()
+	log.Info("stopped")
+	select {
+	case aerr := <-apiErr:
+		if aerr != nil {
+			return fmt.Errorf("API: %w", aerr)
+		}
+	default:
+	}
+	return err
+}
