@@ -128,9 +128,10 @@ func rewriteNone(src string) string {
 		stream.Next()
 		if tok.Type == tokens.Name && (tok.Val == "None" || tok.Val == "none" || tok.Val == "nil") &&
 			tok.Pos >= last && tok.Pos+len(tok.Val) <= len(src) && src[tok.Pos:tok.Pos+len(tok.Val)] == tok.Val {
-			skip := prev != nil && (prev.Type == tokens.Dot || prev.Type == tokens.Pipe ||
-				(prev.Type == tokens.Name && prev.Val == "is") ||
-				(prev.Type == tokens.Name && prev.Val == "not" && prev2 != nil && prev2.Type == tokens.Name && prev2.Val == "is"))
+			// not after '.', '|', "is" or "is not": there it names an
+			// attribute, a filter or the none test
+			skip := prev != nil && (prev.Type == tokens.Dot || prev.Type == tokens.Pipe || prev.Val == "is" ||
+				(prev.Val == "not" && prev2 != nil && prev2.Val == "is"))
 			if !skip {
 				repl := noneName
 				if tok.Val == "nil" {
