@@ -97,7 +97,10 @@ func (c *Config) Thinroot() (Settings, error) {
 	switch v, _ := c.Get("chroot_setup_cmd"); x := v.(type) {
 	case nil:
 	case string:
-		st.ChrootSetupCmd = strings.Fields(x)
+		// mock splits a string on whitespace; an empty one installs nothing
+		if f := strings.Fields(x); len(f) > 0 {
+			st.ChrootSetupCmd = f
+		}
 	default:
 		if st.ChrootSetupCmd, _, err = c.Strings("chroot_setup_cmd"); err != nil {
 			errs = append(errs, err)
