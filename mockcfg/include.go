@@ -56,6 +56,9 @@ func pyJoin(dir, name string) string {
 	return dir + "/" + name
 }
 
+// maxFileSize bounds the size of a config file or template.
+const maxFileSize = 16 << 20
+
 // includer expands include() lines the way mock does before it runs a
 // file: textually, relative to the config dir (not the including file),
 // each path (as joined, not cleaned) once per top-level file.
@@ -74,7 +77,8 @@ func (x *includer) expand(path string, from origin, depth int) (srcText, error) 
 	if depth > 100 {
 		return srcText{}, &Error{File: from.file, Line: from.line, Msg: "include nesting too deep at " + path}
 	}
-	if _, err := os.Stat(path); err != nil {
+	st, err := os.Stat(path)
+	if err != nil {
 		return srcText{}, &Error{File: from.file, Line: from.line,
 			Msg: "could not find included config file: " + path}
 	}
@@ -83,6 +87,11 @@ func (x *includer) expand(path string, from origin, depth int) (srcText, error) 
 		return newSrcText("", from.file), nil
 	}
 	x.seen[path] = true
+	// A device or a huge file would make this hang or exhaust memory.
+	if !st.Mode().IsRegular() || st.Size() > maxFileSize {
+		return srcText{}, &Error{File: from.file, Line: from.line,
+			Msg: fmt.Sprintf("included config file %s is not a regular file of at most %d bytes", path, maxFileSize)}
+	}
 	data, err := x.readFile(path)
 	if err != nil {
 		return srcText{}, &Error{File: from.file, Line: from.line, Msg: err.Error(), Err: err}

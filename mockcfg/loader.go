@@ -249,8 +249,8 @@ var fileOptions = &syntax.FileOptions{
 }
 
 // maxSteps bounds the work one file may do (a runaway loop is an error,
-// not a hang).
-const maxSteps = 50_000_000
+// not a hang); a variable so that fuzzing can lower it.
+var maxSteps uint64 = 50_000_000
 
 // runFile runs one config file against config_opts, as mock's
 // update_config_from_file does: the file (symlinks resolved) has its

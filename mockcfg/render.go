@@ -83,6 +83,7 @@ var jinjaEnv = func() *exec.Environment {
 	filters := exec.NewFilterSet(map[string]exec.FilterFunction{}).Update(builtins.Filters)
 	ctx := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
 	ctx.Set(noneName, pyNone)
+	ctx.Set("range", safeRange)
 	return &exec.Environment{
 		Context:           ctx,
 		Filters:           filters,
@@ -98,6 +99,50 @@ var jinjaEnv = func() *exec.Environment {
 		},
 	}
 }()
+
+// maxRange is the size limit of Jinja2's sandbox on range(), which mock's
+// templates run in.
+const maxRange = 100000
+
+// safeRange is range() as Jinja2's sandbox has it: at most maxRange items.
+// (gonja's own feeds a channel from a goroutine, which leaks when a
+// template stops early.)
+func safeRange(_ *exec.Evaluator, params *exec.VarArgs) ([]int, error) {
+	var start, stop, step = 0, 0, 1
+	for _, a := range params.Args {
+		if !a.IsInteger() {
+			return nil, fmt.Errorf("range: %s is not an integer", a.String())
+		}
+	}
+	switch len(params.Args) {
+	case 1:
+		stop = params.Args[0].Integer()
+	case 2, 3:
+		start, stop = params.Args[0].Integer(), params.Args[1].Integer()
+		if len(params.Args) == 3 {
+			step = params.Args[2].Integer()
+		}
+	default:
+		return nil, fmt.Errorf("range expected 1 to 3 arguments, got %d", len(params.Args))
+	}
+	if step == 0 {
+		return nil, fmt.Errorf("range() arg 3 must not be zero")
+	}
+	n := 0
+	if step > 0 && stop > start {
+		n = (stop - start + step - 1) / step
+	} else if step < 0 && stop < start {
+		n = (start - stop - step - 1) / -step
+	}
+	if n > maxRange {
+		return nil, fmt.Errorf("Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).", maxRange)
+	}
+	out := make([]int, n)
+	for k := range out {
+		out[k] = start + k*step
+	}
+	return out, nil
+}
 
 // srcLoader hands one template text to gonja.
 type srcLoader struct{ src string }

@@ -16,7 +16,7 @@ func TestRenderTemplate(t *testing.T) {
 		{"undefined is empty", "a{{ nope }}b", "ab"},
 		{"if elif else", "{% if target_arch == 'i686' %}a{% elif target_arch in ['x86_64'] %}b{% else %}c{% endif %}", "b"},
 		{"set", "{% set x = 'p' %}{% set x = x + ',' + target_arch %}{{ x }}", "p,x86_64"},
-		{"for over range", "{% for i in range(3,6) %}{{ i }}{% endfor %}", "345"},
+		{"for over range", "{% for i in range(3,6) %}{{ i }}{% endfor %}{% for i in range(5, 0, -2) %}{{ i }}{% endfor %}{{ range(3)|length }}", "3455313"},
 		{"for over list", "{% for i in l %}{{ i }}.{% endfor %}", "a.b."},
 		{"int filter", "{% if releasever|int >= 40 %}new{% endif %}{{ releasever|int + 1 }}", "new42"},
 		{"macro and whitespace control", "{%- macro k() -%}\n  x\n{%- for v in [1, 2]\n%} y{{ v }}\n{%- endfor %}\n{%- endmacro %}\n[{{ k() }}]", "\n[x y1 y2]"},
@@ -43,6 +43,16 @@ func TestRenderTemplate(t *testing.T) {
 				t.Errorf("\n got %q\nwant %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestRenderSandboxRange(t *testing.T) {
+	// Jinja2's sandbox, which mock renders in, refuses ranges over 100000.
+	if _, err := RenderTemplate("{% for i in range(100001) %}{% endfor %}", nil); err == nil || !strings.Contains(err.Error(), "Range too big") {
+		t.Errorf("got %v", err)
+	}
+	if _, err := RenderTemplate("{{ range(1, 2, 0) }}", nil); err == nil {
+		t.Error("range with step 0 must fail")
 	}
 }
 
