@@ -10,12 +10,27 @@ import (
 // results do not depend on the machine (the reference values were made
 // with uid 0, no mock group and a host whose fqdn is localhost).
 func TestMain(m *testing.M) {
+	realHost = []any{hostUID, hostArch, mockGID, hostName, runUUID}
 	hostUID = func() int { return 0 }
 	hostArch = func() string { return "x86_64" }
 	mockGID = func() (int, bool) { return 0, false }
 	hostName = func() string { return "localhost" }
 	runUUID = func() string { return "00000000-0000-4000-8000-000000000000" }
 	os.Exit(m.Run())
+}
+
+// realHost keeps the real host facts for tests that compare with mock run
+// on this host.
+var realHost []any
+
+func useRealHost(t testing.TB) {
+	pinned := []any{hostUID, hostArch, mockGID, hostName, runUUID}
+	set := func(v []any) {
+		hostUID, hostArch, mockGID = v[0].(func() int), v[1].(func() string), v[2].(func() (int, bool))
+		hostName, runUUID = v[3].(func() string), v[4].(func() string)
+	}
+	set(realHost)
+	t.Cleanup(func() { set(pinned) })
 }
 
 // writeTree writes files (path -> content) under a new temporary directory.
