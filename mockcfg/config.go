@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/big"
 	"sort"
 	"strings"
@@ -206,10 +207,69 @@ func (c *Config) JSON() ([]byte, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(map[string]any(c.values)); err != nil {
+	if err := enc.Encode(jsonSafe(c.values)); err != nil {
 		return nil, fmt.Errorf("config %s: json: %w", c.name, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// jsonSafe returns v with non-finite floats (which JSON cannot hold) as
+// the strings Python prints for them, copying only containers that change.
+func jsonSafe(v any) any {
+	out, _ := safe(v)
+	return out
+}
+
+func safe(v any) (any, bool) {
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return pyFloat(x), true
+		}
+	case List:
+		return safeSeq(x)
+	case Tuple:
+		return safeSeq(x)
+	case Set:
+		return safeSeq(x)
+	case Dict:
+		var out map[string]any
+		for k, e := range x {
+			s, changed := safe(e)
+			if !changed {
+				continue
+			}
+			if out == nil {
+				out = make(map[string]any, len(x))
+				for k2, e2 := range x {
+					out[k2] = e2
+				}
+			}
+			out[k] = s
+		}
+		if out != nil {
+			return out, true
+		}
+	}
+	return v, false
+}
+
+func safeSeq(xs []any) (any, bool) {
+	var out []any
+	for n, e := range xs {
+		s, changed := safe(e)
+		if !changed {
+			continue
+		}
+		if out == nil {
+			out = append([]any(nil), xs...)
+		}
+		out[n] = s
+	}
+	if out != nil {
+		return out, true
+	}
+	return xs, false
 }
 
 // finishLoad does what mock does after the last file: the %_buildhost

@@ -262,3 +262,19 @@ config_opts['func'] = fact
 		t.Errorf("runaway loop: %v", err)
 	}
 }
+
+func TestConcurrentLoads(t *testing.T) {
+	l := &Loader{ConfigDir: "testdata/mock", Home: t.TempDir()}
+	done := make(chan error)
+	for n := 0; n < 4; n++ {
+		go func() {
+			_, err := l.Load("distro+epel-41-x86_64")
+			done <- err
+		}()
+	}
+	for n := 0; n < 4; n++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -160,6 +160,15 @@ func TestJSON(t *testing.T) {
 			t.Errorf("%s = %s, want %s", k, compact, want)
 		}
 	}
+	c = mustLoadTree(t, map[string]string{"x.cfg": "config_opts['root'] = 'x'\nconfig_opts['f'] = [float('inf'), float('nan'), 1.0]\n"}, "x")
+	js, err := c.JSON()
+	if err != nil || !strings.Contains(string(js), `"f": [
+    "inf",
+    "nan",
+    1
+  ]`) {
+		t.Errorf("non-finite floats: %v\n%s", err, js)
+	}
 	if !strings.Contains(string(a), `"ssl_copied_ca_trust_dirs": [`) {
 		t.Error("tuples inside lists must be arrays")
 	}
