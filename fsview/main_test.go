@@ -21,6 +21,7 @@ import (
 
 	"github.com/thinroot/thinroot/fsview"
 	"github.com/thinroot/thinroot/internal/mount"
+	"github.com/thinroot/thinroot/internal/testbin"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
@@ -45,11 +46,10 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	// The binaries tests made live outside their temp dirs (other users
 	// must reach them).
-	for _, d := range []string{filepath.Dir(probeBin), filepath.Dir(binPath)} {
-		if d != "." {
-			os.RemoveAll(d)
-		}
+	if d := filepath.Dir(probeBin); d != "." {
+		os.RemoveAll(d)
 	}
+	testbin.Remove()
 	os.Exit(code)
 }
 
@@ -307,33 +307,7 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	return out.Close()
 }
 
-// The thinroot binary, for tests that need it as a separate process.
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-func thinrootBin(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "fsview-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "thinroot")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/thinroot")
-		cmd.Dir = lvmtest.RepoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+func thinrootBin(t testing.TB) string { return testbin.Thinroot(t, lvmtest.RepoRoot(t)) }
 
 // cli runs the thinroot binary on the fixture's directories and pool.
 func cli(t testing.TB, f *lvmtest.Fixture, args ...string) {

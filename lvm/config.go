@@ -48,6 +48,10 @@ type Config struct {
 	Bootstrap []string
 	// BootstrapEnv adds to the bootstrap's environment ("K=V").
 	BootstrapEnv []string
+	// BootstrapDir is the bootstrap's working directory (the config
+	// file's directory, so relative paths in its argv work); "" keeps the
+	// caller's.
+	BootstrapDir string
 }
 
 // Defaults mock uses when a config does not say.

@@ -340,10 +340,12 @@ var prezeroedOK = sync.OnceValue(func() bool {
 
 // runBootstrap runs the config's bootstrap argv with ROOT set. It runs in
 // its own process group so a cancel kills everything it started. It runs in
-// the caller's working directory, so relative paths in the argv work as
-// typed; the daemon runs from "/".
+// the config's BootstrapDir (the config file's directory) or else the
+// caller's working directory, never in a mount of ours: the daemon runs
+// from "/".
 func runBootstrap(ctx context.Context, c *Config, root string, out io.Writer) error {
 	cmd := exec.CommandContext(ctx, c.Bootstrap[0], c.Bootstrap[1:]...)
+	cmd.Dir = c.BootstrapDir
 	cmd.Env = append(append(os.Environ(), "ROOT="+root, "THINROOT_CONFIG="+c.Root), c.BootstrapEnv...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

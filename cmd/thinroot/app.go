@@ -14,10 +14,12 @@ import (
 	"github.com/thinroot/thinroot/internal/size"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
+	"github.com/thinroot/thinroot/mockcfg"
 )
 
 // globals are flags every command takes.
 type globals struct {
+	configDir string
 	stateDir  string
 	basedir   string
 	logLevel  string
@@ -28,6 +30,7 @@ type globals struct {
 
 func newGlobals() *globals {
 	return &globals{
+		configDir: envOr("THINROOT_CONFIG_DIR", mockcfg.DefaultConfigDir),
 		stateDir:  envOr("THINROOT_STATE_DIR", lvm.DefaultStateDir),
 		basedir:   envOr("THINROOT_BASEDIR", ""),
 		logLevel:  envOr("THINROOT_LOG_LEVEL", "info"),
@@ -40,6 +43,7 @@ func newGlobals() *globals {
 // register adds the global flags to fs with the current values as their
 // defaults, so flags given before the verb survive the verb's own parse.
 func (g *globals) register(fs *pflag.FlagSet) {
+	configDirFlag(fs, g)
 	fs.StringVar(&g.stateDir, "state-dir", g.stateDir, "thinroot's state directory (file pools, locks, build records) [$THINROOT_STATE_DIR]")
 	fs.StringVar(&g.basedir, "basedir", g.basedir, "mock's basedir, overriding the config's (mount points, snapinfo and lock files) [$THINROOT_BASEDIR]")
 	fs.StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn, error [$THINROOT_LOG_LEVEL]")
@@ -87,6 +91,16 @@ func (a *app) logger() *slog.Logger {
 // manager builds the Manager with every backend this host can offer,
 // finishes interrupted operations and loads the picture.
 func (a *app) manager(ctx context.Context, configs ...lvm.Config) (*lvm.Manager, error) {
+	return a.managerFor(ctx, configs, true)
+}
+
+// servingManager is manager for long-running commands: a config whose
+// backend is not available here is skipped with a warning, not fatal.
+func (a *app) servingManager(ctx context.Context, set configSet) (*lvm.Manager, error) {
+	return a.managerFor(ctx, set.lvm(), false)
+}
+
+func (a *app) managerFor(ctx context.Context, configs []lvm.Config, strict bool) (*lvm.Manager, error) {
 	if a.mgr != nil {
 		return a.mgr, nil
 	}
@@ -106,7 +120,10 @@ func (a *app) manager(ctx context.Context, configs ...lvm.Config) (*lvm.Manager,
 	}
 	for _, c := range configs {
 		if err := m.AddConfig(c); err != nil {
-			return nil, err
+			if strict {
+				return nil, err
+			}
+			a.logger().Warn("skipping a config", "config", c.Root, "err", err)
 		}
 	}
 	if err := m.Recover(ctx); err != nil {
@@ -184,15 +201,15 @@ func (a *app) configFromFlags(root string, bootstrap []string) (lvm.Config, erro
 // configManager resolves the CONFIG argument and returns the Manager with
 // that config registered.
 func (a *app) configManager(ctx context.Context, name string, bootstrap []string) (*lvm.Manager, *lvm.Config, error) {
-	c, err := a.configFromFlags(name, bootstrap)
+	lc, err := a.resolveConfig(name, bootstrap)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := a.manager(ctx, c)
+	m, err := a.manager(ctx, lc.vol)
 	if err != nil {
 		return nil, nil, err
 	}
-	rc, err := m.Config(c.Root)
+	rc, err := m.Config(lc.vol.Root)
 	return m, rc, err
 }
 

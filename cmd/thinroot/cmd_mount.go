@@ -38,7 +38,7 @@ func init() {
 
 // treeFlags are the flags of every command that mounts the tree.
 func treeFlags(fs *pflag.FlagSet) {
-	fs.StringArray("config", nil, "register config NAME with the config flags (repeatable); configs with volumes show anyway")
+	fs.StringArray("config", nil, "serve only config NAME (repeatable; default: every config in the config dir); configs with volumes show anyway")
 	fs.Bool("allow-other", false, "let other users than the mounting one into the tree (a normal user needs user_allow_other in /etc/fuse.conf)")
 	fs.String("group", "", "group owning the tree with root, whose members may mkdir, rmdir and write actions (default: mock if it exists, else root)")
 	fs.Duration("refresh", fsview.DefaultRefresh, "how often the pools are rescanned; outside changes show within two intervals")
@@ -81,20 +81,6 @@ func (a *app) treeSetup(mp string) (treeSetup, error) {
 	}
 	ts.gid, ts.group, err = treeGroup(groupName)
 	return ts, err
-}
-
-// flagConfigs builds the configs named by --config from the config flags.
-func (a *app) flagConfigs() ([]lvm.Config, error) {
-	names, _ := a.flags.GetStringArray("config")
-	var configs []lvm.Config
-	for _, n := range names {
-		c, err := a.configFromFlags(n, nil)
-		if err != nil {
-			return nil, err
-		}
-		configs = append(configs, c)
-	}
-	return configs, nil
 }
 
 // mountTree mounts the tree over m at ts.mp and starts its refresher.
@@ -167,7 +153,7 @@ func runMount(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	configs, err := a.flagConfigs()
+	configs, err := a.loadConfigs(ctx)
 	if err != nil {
 		return err
 	}
@@ -175,7 +161,7 @@ func runMount(ctx context.Context, a *app, args []string) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	m, err := a.manager(ctx, configs...)
+	m, err := a.servingManager(ctx, configs)
 	if err != nil {
 		return err
 	}

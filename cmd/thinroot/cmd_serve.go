@@ -65,7 +65,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	log := a.logger()
-	m, err := a.manager(ctx, configs.lvm()...)
+	m, err := a.servingManager(ctx, configs)
 	if err != nil {
 		return err
 	}
