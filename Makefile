@@ -3,12 +3,19 @@
 GO        ?= go
 PREFIX    ?= /usr/local
 DESTDIR   ?=
+BINDIR    ?= $(PREFIX)/bin
+MANDIR    ?= $(PREFIX)/share/man
+DATADIR   ?= $(PREFIX)/share/thinroot
+UNITDIR   ?= /etc/systemd/system
+COMPDIR   ?= $(PREFIX)/share/bash-completion/completions
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS   := -X main.commit=$(COMMIT)
+VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS   := -X main.commit=$(COMMIT) -X main.version=$(VERSION)
 BIN       := bin/thinroot
 DEMO_DIR  ?= /tmp/thinroot-demo
+MANPAGES  := man/thinroot.1 man/thinroot-tree.5 man/thinroot.conf.5
 
-.PHONY: all build test test-unit check lint deps demo demo-clean clean
+.PHONY: all build test test-unit check lint deps demo demo-clean clean man install install-check
 
 all: build
 
@@ -26,14 +33,41 @@ test-unit:
 # Every test that runs on this host: as root they create real pools, loop
 # devices, mounts and chroots (as a normal user those tests skip, saying why).
 test:
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 25m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
 # Everything CI runs.
-check: deps lint build test
+check: deps lint build man install-check test
+
+man: $(MANPAGES)
+
+man/%: man/%.md
+	$(GO) tool go-md2man -in $< -out $@
+
+install: build man
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/thinroot
+	install -D -m 0644 man/thinroot.1 $(DESTDIR)$(MANDIR)/man1/thinroot.1
+	install -D -m 0644 man/thinroot-tree.5 $(DESTDIR)$(MANDIR)/man5/thinroot-tree.5
+	install -D -m 0644 man/thinroot.conf.5 $(DESTDIR)$(MANDIR)/man5/thinroot.conf.5
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPDIR)
+	sed 's|@BINDIR@|$(BINDIR)|g' contrib/thinroot.service.in > $(DESTDIR)$(UNITDIR)/thinroot.service
+	$(BIN) completion bash > $(DESTDIR)$(COMPDIR)/thinroot
+	install -D -m 0755 testdata/bootstrap/busybox.sh $(DESTDIR)$(DATADIR)/bootstrap/busybox.sh
+	install -D -m 0755 testdata/bootstrap/debian.sh $(DESTDIR)$(DATADIR)/bootstrap/debian.sh
+
+# A staged install, checked file by file.
+install-check:
+	@tmp=$$(mktemp -d) && $(MAKE) --no-print-directory install DESTDIR=$$tmp PREFIX=/usr >/dev/null && \
+	for f in usr/bin/thinroot usr/share/man/man1/thinroot.1 usr/share/man/man5/thinroot-tree.5 \
+		usr/share/man/man5/thinroot.conf.5 etc/systemd/system/thinroot.service \
+		usr/share/bash-completion/completions/thinroot usr/share/thinroot/bootstrap/busybox.sh; do \
+		test -s $$tmp/$$f || { echo "install-check: $$f missing"; rm -rf $$tmp; exit 1; }; done && \
+	grep -q '^ExecStart=/usr/bin/thinroot serve' $$tmp/etc/systemd/system/thinroot.service && \
+	bash -n $$tmp/usr/share/bash-completion/completions/thinroot && \
+	$$tmp/usr/bin/thinroot --version && rm -rf $$tmp && echo "install-check: ok"
 
 demo: deps build
 	DEMO_DIR=$(DEMO_DIR) scripts/demo.sh
@@ -42,4 +76,4 @@ demo-clean:
 	DEMO_DIR=$(DEMO_DIR) scripts/demo.sh clean
 
 clean:
-	rm -rf bin
+	rm -rf bin $(MANPAGES)

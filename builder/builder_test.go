@@ -103,6 +103,21 @@ func (w *world) wait(t *testing.T, id string) builder.Build {
 	return b
 }
 
+// waitStarted waits until a build's command printed "started"; a build
+// that ends first fails the test with its log.
+func (w *world) waitStarted(t *testing.T, id string) {
+	t.Helper()
+	lvmtest.WaitFor(t, 60*time.Second, "the build to start", func() bool {
+		if strings.Contains(readLog(t, w, id), "started") {
+			return true
+		}
+		if b, _ := w.b.Get(id); builder.Final(b.State) {
+			t.Fatalf("build %s ended (%s: %s) before it started:\n%s", id, b.State, b.Error, readLog(t, w, id))
+		}
+		return false
+	})
+}
+
 func readLog(t *testing.T, w *world, id string) string {
 	t.Helper()
 	data, err := os.ReadFile(w.b.LogPath(id))
@@ -273,9 +288,7 @@ func TestCancelAndTimeout(t *testing.T) {
 	w.f.Init(0)
 	long := []string{"/bin/sh", "-c", "sleep 1000 & sleep 1001 & echo started; wait"}
 	b := w.submit(t, builder.Request{Command: long})
-	lvmtest.WaitFor(t, 60*time.Second, "the build to start", func() bool {
-		return strings.Contains(readLog(t, w, b.ID), "started")
-	})
+	w.waitStarted(t, b.ID)
 	rec, _ := w.b.Get(b.ID)
 	root := rec.Workdir
 	if err := w.b.Cancel(b.ID, 0); err != nil {
@@ -349,7 +362,7 @@ func TestWorkdirHeldDuringBuild(t *testing.T) {
 	w := newWorld(t, 1)
 	w.f.Init(0)
 	b := w.submit(t, builder.Request{UniqueExt: "busy", Command: []string{"/bin/sh", "-c", "echo started; sleep 5"}})
-	lvmtest.WaitFor(t, 60*time.Second, "the build to start", func() bool { return strings.Contains(readLog(t, w, b.ID), "started") })
+	w.waitStarted(t, b.ID)
 	err := w.f.M.RemoveWorkdir(context.Background(), w.f.Root, "busy")
 	if !errors.Is(err, lvm.ErrBusy) || !strings.Contains(err.Error(), b.ID) {
 		t.Fatalf("remove during build: %v, want ErrBusy naming the build", err)

@@ -50,11 +50,12 @@ func TestThinrootBusybox(t *testing.T) {
 		t.Errorf("settings = %+v", st)
 	}
 	tr := st.Thinroot
-	if tr.Backend != "file" || tr.PoolSize != 2<<30 || tr.Network ||
-		!reflect.DeepEqual(tr.Bootstrap, []string{"sh", "bootstrap-busybox.sh"}) || len(tr.Build) != 3 {
+	if tr.Backend != "file" || tr.PoolSize != 4<<30 || tr.Network ||
+		!reflect.DeepEqual(tr.Bootstrap, []string{"/bin/sh", "../bootstrap/busybox.sh"}) ||
+		!reflect.DeepEqual(tr.Build, []string{"/bin/sh", "/builddir/source/build.sh"}) {
 		t.Errorf("thinroot = %+v", tr)
 	}
-	if st.LVMRootEnable || st.LVM.PoolName != "mockbuild" || !st.LVM.CheckSize || st.LVM.Filesystem != "ext4" ||
+	if st.LVMRootEnable || st.LVM.PoolName != "mockbuild" || !st.LVM.CheckSize || st.LVM.Filesystem != "ext4" || st.LVM.Size != 2<<30 ||
 		st.LVM.MkfsCommand != "mkfs.ext4" || st.LVM.SleepTime != 1 {
 		t.Errorf("lvm = %+v", st.LVM)
 	}

@@ -6,13 +6,17 @@ import (
 	"runtime/debug"
 )
 
-// commit is set at build time by the Makefile (-ldflags -X main.commit=...).
-var commit = ""
+// version and commit are set at build time by the Makefile
+// (-ldflags -X main.version=... -X main.commit=...).
+var version, commit = "", ""
 
 func versionString() string {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "" && bi.Main.Version != "" {
 		v = bi.Main.Version
+	}
+	if v == "" {
+		v = "(devel)"
 	}
 	c := commit
 	if c == "" {
