@@ -195,7 +195,7 @@ func runBuilds(ctx context.Context, a *app, args []string) error {
 		return json.NewEncoder(a.stdout).Encode(bs)
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCONFIG\tSTATE\tEXIT\tSUBMITTED\tELAPSED\tRESULT")
+	fmt.Fprintln(tw, "ID\tCONFIG\tSTATE\tEXIT\tBOOTSTRAPPED\tSUBMITTED\tELAPSED\tRESULT")
 	for _, b := range bs {
 		exit := "-"
 		if b.ExitCode != nil {
@@ -209,7 +209,11 @@ func runBuilds(ctx context.Context, a *app, args []string) error {
 			}
 			el = end.Sub(b.Started).Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Request.Config, b.State, exit, fmtTime(b.Submitted), el, b.ResultDir)
+		boot := "-"
+		if b.Bootstrapped {
+			boot = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Request.Config, b.State, exit, boot, fmtTime(b.Submitted), el, b.ResultDir)
 	}
 	return tw.Flush()
 }
