@@ -376,7 +376,7 @@ func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts 
 	if opts.Activate {
 		return b.activeVolume(ctx, pool, name)
 	}
-	lv, err := b.lv(ctx, name)
+	lv, err := b.lv(context.WithoutCancel(ctx), name)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", b.lvPath(name), err)
 	}
@@ -388,8 +388,11 @@ func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts 
 }
 
 // activeVolume reports a volume that was just activated and finds its
-// device: one lvs, then sysfs.
+// device: one lvs, then sysfs. It is the end of an operation that has
+// happened, so the caller's cancellation no longer stops it: the caller
+// gets the volume it made rather than an error about a volume that exists.
 func (b *Backend) activeVolume(ctx context.Context, pool, name string) (*lvm.Volume, error) {
+	ctx = context.WithoutCancel(ctx)
 	lv, err := b.lv(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("%s after activation: %w", b.lvPath(name), err)

@@ -212,7 +212,8 @@ var kinds = []struct {
 	// lvcreate -s of a missing origin; lvcreate --thinpool of a missing pool.
 	{regexp.MustCompile(`Snapshot origin LV \S+ not found in Volume group`), lvm.ErrNotFound},
 	{regexp.MustCompile(`Pool \S+ not found in Volume group`), lvm.ErrNotFound},
-	{regexp.MustCompile(`Logical Volume "[^"]*" already exists in volume group`), lvm.ErrExists},
+	// lvcreate of a name in use: thin volume and pool forms word it apart.
+	{regexp.MustCompile(`Logical [Vv]olume "?\S+?"? already exists in [Vv]olume group`), lvm.ErrExists},
 	{regexp.MustCompile(`A volume group called \S+ already exists`), lvm.ErrExists},
 	{regexp.MustCompile(`contains a filesystem in use|Can't remove open logical volume|is used by another device`), lvm.ErrBusy},
 	// lvcreate in a pool past its threshold or out of data space.

@@ -22,6 +22,7 @@ func TestErrorMapping(t *testing.T) {
 		"snapshot-origin-not-found":  lvm.ErrNotFound,
 		"thin-pool-not-found":        lvm.ErrNotFound,
 		"lvcreate-exists":            lvm.ErrExists,
+		"pool-exists":                lvm.ErrExists,
 		"lvremove-mounted":           lvm.ErrBusy,
 		"thin-in-full-pool":          lvm.ErrPoolFull,
 		"lvextend-no-room":           nil,

@@ -96,6 +96,7 @@ func TestRecordFixtures(t *testing.T) {
 	failure("vg-not-found", "lvs", "nosuchvg")
 	failure("lv-not-found", "lvs", vg+"/nosuch")
 	failure("lvcreate-exists", "lvcreate", "--type", "thin", "--thinpool", "mockbuild", "-V", "16m", "-n", "+mock.fedora-41-x86_64.head", vg)
+	failure("pool-exists", "lvcreate", "--thinpool", "mockbuild", "-L", "8m", "--errorwhenfull", "y", vg)
 	failure("lvremove-not-found", "lvremove", "-f", vg+"/nosuch")
 	failure("snapshot-origin-not-found", "lvcreate", "-s", "-n", "x", vg+"/nosuch")
 	failure("thin-pool-not-found", "lvcreate", "--type", "thin", "--thinpool", "nosuchpool", "-V", "16m", "-n", "x", vg)
