@@ -6,6 +6,10 @@
 // suites elsewhere (the Manager's, run once per backend) can use it:
 //
 //	be, err := lvm2.New(lvm2test.VG(t), lvm2.Options{})
+//
+// A suite whose helper processes (the test binary run again) make their own
+// backends uses VGName there: the parent test made the group with VG
+// before starting them. RemovePool cleans up after a suite's test.
 package lvm2test
 
 import (
@@ -130,4 +134,17 @@ func Cmd(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// RemovePool removes a pool with everything in it, for a suite's cleanup
+// (the backend itself never removes a pool that holds volumes). Its
+// arguments match the Manager suite's Env.RemovePool; stateDir is unused.
+func RemovePool(t testing.TB, stateDir, pool string) {
+	if os.Getenv("THINROOT_VM") == "" {
+		return
+	}
+	if _, stderr, exit := TryLVM("lvremove", "-f", VGName+"/"+pool); exit != 0 &&
+		!strings.Contains(stderr, "Failed to find logical volume") {
+		t.Logf("remove pool %s/%s: exit %d: %s", VGName, pool, exit, strings.TrimSpace(stderr))
+	}
 }
