@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -170,9 +171,6 @@ func (b *Backend) CreatePool(ctx context.Context, spec lvm.PoolSpec) error {
 	args = append(args, "--addtag", tagWarn+formatPercent(warn), "--addtag", tagRefuse+formatPercent(refuse))
 	args = append(args, b.vg)
 	if _, err := b.run.Run(ctx, "lvcreate", args...); err != nil {
-		if errors.Is(err, lvm.ErrExists) {
-			return fmt.Errorf("create pool %s: %w", b.lvPath(spec.Name), err)
-		}
 		return fmt.Errorf("create pool %s: %w", b.lvPath(spec.Name), err)
 	}
 	b.log.Info("created thin pool", "pool", spec.Name, "size", spec.Size, "metadata_size", spec.MetadataSize)
@@ -481,6 +479,41 @@ func (b *Backend) Extend(ctx context.Context, pool string, step int64) error {
 		return fmt.Errorf("extend %s: %w", b.lvPath(pool), err)
 	}
 	b.log.Info("extended thin pool", "pool", pool, "step", need, "vg_free_before", vg.Free)
+	return nil
+}
+
+// SetThresholds records new warn and refuse percentages on a thin pool
+// (its thinroot.* tags), replacing what was there. Two invocations (lvs,
+// lvchange).
+func (b *Backend) SetThresholds(ctx context.Context, pool string, warn, refuse float64) error {
+	if warn <= 0 || refuse <= 0 || warn > 100 || refuse > 100 {
+		return fmt.Errorf("thresholds of %s: warn %v%%, refuse %v%%: each must be in (0, 100]", b.lvPath(pool), warn, refuse)
+	}
+	lv, err := b.lv(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("thresholds of %s: %w", b.lvPath(pool), err)
+	}
+	if !lv.Attr.IsThinPool() {
+		return fmt.Errorf("thresholds of %s: not a thin pool: %w", b.lvPath(pool), lvm.ErrNotFound)
+	}
+	want := []string{tagWarn + formatPercent(warn), tagRefuse + formatPercent(refuse)}
+	var args []string
+	for _, t := range lv.Tags {
+		if (strings.HasPrefix(t, tagWarn) || strings.HasPrefix(t, tagRefuse)) && !slices.Contains(want, t) {
+			args = append(args, "--deltag", t)
+		}
+	}
+	for _, t := range want {
+		if !slices.Contains(lv.Tags, t) {
+			args = append(args, "--addtag", t)
+		}
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	if _, err := b.run.Run(ctx, "lvchange", append(args, b.lvPath(pool))...); err != nil {
+		return fmt.Errorf("thresholds of %s: %w", b.lvPath(pool), err)
+	}
 	return nil
 }
 
