@@ -137,6 +137,16 @@ func (b *Backend) VGInfo(ctx context.Context) (*VG, error) {
 	return nil, fmt.Errorf("volume group %s: %w", b.vg, lvm.ErrNotFound)
 }
 
+// FreeSpace is the volume group's free space in bytes: what Extend can
+// give pools. One invocation (vgs).
+func (b *Backend) FreeSpace(ctx context.Context) (int64, error) {
+	vg, err := b.VGInfo(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return vg.Free, nil
+}
+
 // CreatePool implements lvm.Backend: a thin-pool LV that errors at once
 // when full (--errorwhenfull y) instead of queueing writes for a minute,
 // with the thresholds recorded as tags.

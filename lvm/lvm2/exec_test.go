@@ -225,3 +225,29 @@ func TestSetThresholds(t *testing.T) {
 		t.Errorf("SetThresholds on a plain LV: %v", err)
 	}
 }
+
+func TestExtend(t *testing.T) {
+	b, f := testBackend(t)
+	f.set("vgs", fixture(t, "vgs.json"), "", 0)
+	vgs, _ := parseVGs([]byte(fixture(t, "vgs.json")))
+	free, err := b.FreeSpace(t.Context())
+	if err != nil || free != vgs[0].Free {
+		t.Fatalf("FreeSpace = %d, %v; want %d", free, err, vgs[0].Free)
+	}
+	if err := b.Extend(t.Context(), "mockbuild", 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.calls()
+	if last := calls[len(calls)-1]; last != "lvextend -L +1048576b thinroot_vm/mockbuild" {
+		t.Errorf("lvextend: %s", last)
+	}
+	// One extent short of the step: refused without lvextend.
+	before := b.Runner().Count("lvextend")
+	err = b.Extend(t.Context(), "mockbuild", free+1)
+	if !errors.Is(err, ErrNoRoom) || b.Runner().Count("lvextend") != before {
+		t.Errorf("Extend past the free space: %v", err)
+	}
+	if !strings.Contains(err.Error(), "bytes free") {
+		t.Errorf("message %q does not say what is free", err)
+	}
+}
