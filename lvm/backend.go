@@ -2,6 +2,7 @@ package lvm
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -46,6 +47,16 @@ type Backend interface {
 type Releaser interface {
 	Release(v *Volume)
 }
+
+// Extender is implemented by backends whose pools can grow from free
+// space around them (lvm2: the volume group). Extend fails wrapping
+// ErrNoRoom when there is not room for step bytes.
+type Extender interface {
+	Extend(ctx context.Context, pool string, step int64) error
+}
+
+// ErrNoRoom says a pool cannot grow: its volume group has no room.
+var ErrNoRoom = errors.New("no room to grow the pool")
 
 // SnapshotOptions tune Snapshot.
 type SnapshotOptions struct {

@@ -26,10 +26,14 @@ type Config struct {
 	PoolDirectory string
 	// PoolMetadataSize is lvm_root_opts.poolmetadatasize.
 	PoolMetadataSize int64
-	Filesystem       string   // lvm_root_opts.filesystem, default ext4
-	MkfsCommand      string   // lvm_root_opts.mkfs_command, default mkfs.<filesystem>
-	MkfsArgs         []string // lvm_root_opts.mkfs_args
-	MountOptions     string   // lvm_root_opts.mount_options
+	// AutoExtendStep grows the pool by this many bytes from its volume
+	// group's free space when it is over the warn threshold and a new
+	// volume is wanted (lvm2 only; 0: never).
+	AutoExtendStep int64
+	Filesystem     string   // lvm_root_opts.filesystem, default ext4
+	MkfsCommand    string   // lvm_root_opts.mkfs_command, default mkfs.<filesystem>
+	MkfsArgs       []string // lvm_root_opts.mkfs_args
+	MountOptions   string   // lvm_root_opts.mount_options
 	// CheckSize false lowers the refuse threshold to a warning.
 	CheckSize bool
 	// UmountRoot is lvm_root_opts.umount_root (mock unmounts the root after

@@ -239,7 +239,7 @@ func (m *Manager) bootstrap(mctx, bctx context.Context, c *Config, r *PoolReport
 			return false, fmt.Errorf("init %s: remove old base: %w", c.Root, err)
 		}
 	}
-	if err := m.checkSpace(c, r); err != nil {
+	if err := m.ensureSpace(mctx, c, r); err != nil {
 		return false, fmt.Errorf("init %s: %w", c.Root, err)
 	}
 	os.Remove(m.statusPath(c.Root))
@@ -413,7 +413,7 @@ func (m *Manager) CreateWorkdir(ctx context.Context, root, snap, ext string) (*W
 	if findVolume(r, snapLV) == nil {
 		return nil, notFound("snapshot", root+"/"+snap)
 	}
-	if err := m.checkSpace(c, r); err != nil {
+	if err := m.ensureSpace(ctx, c, r); err != nil {
 		return nil, fmt.Errorf("create workdir %s.%s: %w", root, ext, err)
 	}
 	target := c.RootPath(ext)
@@ -529,7 +529,7 @@ func (m *Manager) Snapshot(ctx context.Context, root, ext, name string) error {
 	if findVolume(r, snapLV) != nil {
 		return exists("snapshot", root+"/"+name)
 	}
-	if err := m.checkSpace(c, r); err != nil {
+	if err := m.ensureSpace(ctx, c, r); err != nil {
 		return fmt.Errorf("snapshot %s/%s: %w", root, name, err)
 	}
 	target := c.RootPath(ext)

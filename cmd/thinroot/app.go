@@ -14,6 +14,7 @@ import (
 	"github.com/thinroot/thinroot/internal/size"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
+	"github.com/thinroot/thinroot/lvm/lvm2"
 	"github.com/thinroot/thinroot/mockcfg"
 )
 
@@ -107,6 +108,23 @@ func (a *app) managerFor(ctx context.Context, configs []lvm.Config, strict bool)
 	backends := map[string]lvm.Backend{
 		file.Kind: file.New(a.g.stateDir, a.logger()),
 	}
+	// One lvm2 backend per volume group a config (or the command) names.
+	vgs := map[string]bool{}
+	for _, c := range configs {
+		if c.Backend == lvm2.Kind && c.VolumeGroup != "" {
+			vgs[c.VolumeGroup] = true
+		}
+	}
+	if f := a.flags.Lookup("volume-group"); f != nil && f.Value.String() != "" {
+		vgs[f.Value.String()] = true
+	}
+	for vg := range vgs {
+		be, err := lvm2.New(vg, lvm2.Options{Log: a.logger()})
+		if err != nil {
+			return nil, err
+		}
+		backends["lvm2:"+vg] = be
+	}
 	m, err := lvm.NewManager(lvm.Options{
 		StateDir:      a.g.stateDir,
 		Backends:      backends,
@@ -139,6 +157,8 @@ func (a *app) managerFor(ctx context.Context, configs []lvm.Config, strict bool)
 // configFlags define a config on the command line (until a config file
 // names it): thinroot's equivalent of mock's config_opts for one root.
 func configFlags(fs *pflag.FlagSet) {
+	fs.String("backend", file.Kind, "backend of an ad hoc config: file or lvm2")
+	fs.String("volume-group", "", "volume group of an lvm2 pool (lvm_root_opts.volume_group)")
 	fs.String("pool", lvm.DefaultPool, "thin pool name (lvm_root_opts.pool_name)")
 	fs.String("size", "8G", "virtual size of the config's volumes, and of a new pool (lvm_root_opts.size)")
 	fs.String("pool-size", "", "size of a new pool image, when different from --size")
@@ -162,7 +182,11 @@ func (a *app) configFromFlags(root string, bootstrap []string) (lvm.Config, erro
 		v, _ := fs.GetString(n)
 		return v
 	}
-	c := lvm.Config{Root: root, Backend: file.Kind, Pool: get("pool"), Filesystem: get("filesystem"),
+	backend := get("backend")
+	if backend == "" {
+		backend = file.Kind
+	}
+	c := lvm.Config{Root: root, Backend: backend, VolumeGroup: get("volume-group"), Pool: get("pool"), Filesystem: get("filesystem"),
 		MkfsCommand: get("mkfs-command"), MountOptions: get("mount-options"), PoolDirectory: get("pool-dir"),
 		UniqueExt: get("uniqueext"), Basedir: a.g.basedir, CheckSize: true}
 	if c.Basedir == "" {

@@ -11,6 +11,7 @@ import (
 	"github.com/thinroot/thinroot/internal/size"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
+	"github.com/thinroot/thinroot/lvm/lvm2"
 )
 
 func init() {
@@ -19,7 +20,9 @@ func init() {
 		flags: func(fs *pflag.FlagSet) {
 			fs.String("size", "20G", "size of the pool (file backend: the sparse XFS image)")
 			fs.String("pool-dir", "", "use this existing directory (XFS with reflink, or btrfs) instead of an image")
-			fs.String("backend", file.Kind, "backend: file")
+			fs.String("backend", file.Kind, "backend: file or lvm2")
+			fs.String("volume-group", "", "the volume group of an lvm2 pool")
+			fs.String("metadata-size", "", "metadata size of an lvm2 pool (default: lvm2's)")
 		},
 		run: runPoolCreate,
 	})
@@ -96,11 +99,24 @@ func runPoolCreate(ctx context.Context, a *app, args []string) error {
 	}
 	dir, _ := a.flags.GetString("pool-dir")
 	be, _ := a.flags.GetString("backend")
+	vg, _ := a.flags.GetString("volume-group")
+	var meta int64
+	if ms, _ := a.flags.GetString("metadata-size"); ms != "" {
+		if meta, err = size.Parse(ms); err != nil {
+			return err
+		}
+	}
+	if be == lvm2.Kind {
+		if vg == "" {
+			return usageErr("an lvm2 pool needs --volume-group")
+		}
+		be = "lvm2:" + vg
+	}
 	m, err := a.manager(ctx)
 	if err != nil {
 		return err
 	}
-	spec := lvm.PoolSpec{Name: name, Size: n, Directory: dir, WarnPercent: a.g.warn, RefusePercent: a.g.refuse}
+	spec := lvm.PoolSpec{Name: name, Size: n, MetadataSize: meta, Directory: dir, WarnPercent: a.g.warn, RefusePercent: a.g.refuse}
 	if err := m.CreatePool(ctx, be, spec); err != nil {
 		return err
 	}

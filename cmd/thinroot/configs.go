@@ -59,7 +59,7 @@ func (a *app) loader() *mockcfg.Loader {
 // adHoc tells whether the command line defines the config itself (any
 // config flag given).
 func (a *app) adHoc() bool {
-	for _, n := range []string{"pool", "size", "pool-size", "pool-dir", "filesystem", "mkfs-command", "mkfs-arg",
+	for _, n := range []string{"backend", "volume-group", "pool", "size", "pool-size", "pool-dir", "filesystem", "mkfs-command", "mkfs-arg",
 		"mount-options", "no-check-size", "bootstrap"} {
 		if f := a.flags.Lookup(n); f != nil && f.Changed {
 			return true
@@ -131,6 +131,13 @@ func (a *app) fromSettings(cfg *mockcfg.Config, st mockcfg.Settings) (loadedConf
 	}
 	if a.g.basedir != "" {
 		c.Basedir = a.g.basedir
+	}
+	if v, ok := st.Thinroot.Extra["autoextend_step"]; ok {
+		n, err := mockcfg.ParseSize(fmt.Sprint(v))
+		if err != nil {
+			return loadedConfig{}, fmt.Errorf("config %s: thinroot.autoextend_step: %w", st.Root, err)
+		}
+		c.AutoExtendStep = n
 	}
 	if file != "" {
 		// Relative paths in the bootstrap argv are relative to the

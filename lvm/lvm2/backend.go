@@ -2,7 +2,6 @@ package lvm2
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -25,7 +24,7 @@ const (
 
 // ErrNoRoom is returned by Extend when the volume group cannot give the
 // pool the space asked for.
-var ErrNoRoom = errors.New("no room left in the volume group")
+var ErrNoRoom = fmt.Errorf("no room left in the volume group: %w", lvm.ErrNoRoom)
 
 // Backend is the lvm2 backend bound to one volume group. Its zero value is
 // not usable; make one with New.

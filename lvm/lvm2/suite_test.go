@@ -1,0 +1,145 @@
+package lvm2_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/lvm2"
+	"github.com/thinroot/thinroot/lvm/lvm2/lvm2test"
+	"github.com/thinroot/thinroot/lvm/lvmtest"
+)
+
+// env runs the shared Manager suite on real dm-thin pools in the VM.
+var env = lvmtest.Env{
+	Name: "lvm2",
+	Backends: func(stateDir string) map[string]lvm.Backend {
+		be, err := lvm2.New(lvm2test.VGName, lvm2.Options{})
+		if err != nil {
+			panic(err) // the name is a constant: cannot happen
+		}
+		return map[string]lvm.Backend{"lvm2:" + lvm2test.VGName: be}
+	},
+	Config: func(root, pool string) lvm.Config {
+		return lvm.Config{Backend: lvm2.Kind, VolumeGroup: lvm2test.VGName}
+	},
+	RemovePool: lvm2test.RemovePool,
+}
+
+func TestMain(m *testing.M) {
+	lvmtest.HelperMain(env)
+	os.Exit(m.Run())
+}
+
+// TestManager is the same suite the file backend passes, on lvm2.
+func TestManager(t *testing.T) {
+	lvm2test.VG(t)
+	lvmtest.Run(t, env)
+}
+
+// The Manager answers from its cached picture: making, snapshotting and
+// removing a workdir cost at most 2 lvm2 invocations each, counted through
+// the one exec wrapper, and reading the state costs none.
+func TestManagerInvocationCounts(t *testing.T) {
+	lvm2test.VG(t)
+	runner := &lvm2.Runner{}
+	counting := env
+	counting.Backends = func(stateDir string) map[string]lvm.Backend {
+		be, err := lvm2.New(lvm2test.VGName, lvm2.Options{Runner: runner})
+		if err != nil {
+			panic(err)
+		}
+		return map[string]lvm.Backend{"lvm2:" + lvm2test.VGName: be}
+	}
+	f := lvmtest.NewFixture(t, counting)
+	f.Init(0)
+	ctx := context.Background()
+	if _, err := f.M.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	measure := func(what string, max int64, op func() error) {
+		t.Helper()
+		before := runner.Total()
+		if err := op(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		n := runner.Total() - before
+		t.Logf("%s: %d lvm2 invocations", what, n)
+		if n > max {
+			t.Errorf("%s cost %d lvm2 invocations, want at most %d", what, n, max)
+		}
+	}
+	measure("workdir create", 2, func() error { _, err := f.M.CreateWorkdir(ctx, f.Root, lvm.PostInit, "w1"); return err })
+	measure("state and current", 0, func() error {
+		f.M.State()
+		_, err := f.M.Current(f.Root, "w1")
+		return err
+	})
+	measure("snapshot", 2, func() error { return f.M.Snapshot(ctx, f.Root, "w1", "s1") })
+	measure("workdir remove", 2, func() error { return f.M.RemoveWorkdir(ctx, f.Root, "w1") })
+	measure("refresh", 2, func() error { _, err := f.M.Refresh(ctx); return err })
+}
+
+// Autoextend: over the warn threshold a new volume grows the pool by the
+// config's step from the volume group's free space; when the group has no
+// room, the thresholds apply as they are and a full pool refuses.
+func TestManagerAutoextend(t *testing.T) {
+	lvm2test.VG(t)
+	small := env
+	small.PoolSize = 512 << 20
+	small.VolumeSize = 1 << 30
+	f := lvmtest.NewFixture(t, small)
+	f.Config.AutoExtendStep = 256 << 20
+	f.Init(0)
+	ctx := context.Background()
+	w := f.Workdir("", "filler")
+	fill := func(pct float64) *lvm.PoolState {
+		t.Helper()
+		st, _ := f.M.Refresh(ctx)
+		p := st.Pool(f.Pool)
+		need := int64(float64(p.Stats.SizeBytes)*pct) - p.Stats.UsedBytes
+		if need > 0 {
+			out, err := exec.Command("dd", "if=/dev/urandom", "of="+filepath.Join(w, fmt.Sprintf("fill-%d", time.Now().UnixNano())),
+				"bs=1M", "count="+strconv.FormatInt(need>>20, 10), "conv=fsync").CombinedOutput()
+			if err != nil {
+				t.Logf("dd: %v %s", err, out)
+			}
+		}
+		st, _ = f.M.Refresh(ctx)
+		return st.Pool(f.Pool)
+	}
+	p := fill(0.80)
+	before := p.Stats.SizeBytes
+	t.Logf("before: %d bytes, %.1f%%", before, p.Stats.DataPercent)
+	if p.Stats.DataPercent < 75 {
+		t.Fatalf("fill reached only %.1f%%", p.Stats.DataPercent)
+	}
+	if _, err := f.M.CreateWorkdir(ctx, f.Root, lvm.PostInit, "grow"); err != nil {
+		t.Fatalf("workdir over the warn threshold with autoextend: %v", err)
+	}
+	st, _ := f.M.Refresh(ctx)
+	after := st.Pool(f.Pool).Stats.SizeBytes
+	if after < before+(200<<20) {
+		t.Fatalf("pool did not grow: %d -> %d bytes", before, after)
+	}
+	// A step the group cannot give: over the refuse threshold, refused.
+	f.Config.AutoExtendStep = 1 << 40
+	if err := f.M.AddConfig(f.Config); err != nil {
+		t.Fatal(err)
+	}
+	p = fill(0.93)
+	if p.Stats.Status != lvm.StatusFull {
+		t.Fatalf("status %s at %.1f%%", p.Stats.Status, p.Stats.DataPercent)
+	}
+	_, err := f.M.CreateWorkdir(ctx, f.Root, lvm.PostInit, "nope")
+	if !errors.Is(err, lvm.ErrPoolFull) {
+		t.Fatalf("full pool, no room in the group: %v, want ErrPoolFull", err)
+	}
+}
