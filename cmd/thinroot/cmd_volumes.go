@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/pflag"
@@ -216,136 +217,102 @@ func runInit(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
-func twoArgs(args []string, a1, a2 string) (string, string, error) {
-	if len(args) != 2 {
-		return "", "", usageErr("want %s and %s", a1, a2)
+// configVerb runs a verb of the form "CONFIG NAME...": it checks the
+// arguments, resolves the config and its Manager, and hands op the
+// remaining arguments.
+func configVerb(ctx context.Context, a *app, args []string, names []string,
+	op func(m *lvm.Manager, c *lvm.Config, rest []string) error) error {
+	if len(args) != 1+len(names) {
+		return usageErr("want CONFIG %s", strings.Join(names, " "))
 	}
-	return args[0], args[1], nil
+	m, c, err := a.configManager(ctx, args[0], nil)
+	if err != nil {
+		return err
+	}
+	return op(m, c, args[1:])
 }
 
 func runSnapshot(ctx context.Context, a *app, args []string) error {
-	cfg, name, err := twoArgs(args, "CONFIG", "NAME")
-	if err != nil {
-		return err
-	}
-	m, c, err := a.configManager(ctx, cfg, nil)
-	if err != nil {
-		return err
-	}
-	if err := m.Snapshot(ctx, c.Root, c.UniqueExt, name); err != nil {
-		return err
-	}
-	printf(a.stdout, "created snapshot %s of %s.%s\n", name, c.Root, c.UniqueExt)
-	return nil
+	return configVerb(ctx, a, args, []string{"NAME"}, func(m *lvm.Manager, c *lvm.Config, r []string) error {
+		if err := m.Snapshot(ctx, c.Root, c.UniqueExt, r[0]); err != nil {
+			return err
+		}
+		printf(a.stdout, "created snapshot %s of %s.%s\n", r[0], c.Root, c.UniqueExt)
+		return nil
+	})
 }
 
 func runRollbackTo(ctx context.Context, a *app, args []string) error {
-	cfg, name, err := twoArgs(args, "CONFIG", "NAME")
-	if err != nil {
-		return err
-	}
-	m, c, err := a.configManager(ctx, cfg, nil)
-	if err != nil {
-		return err
-	}
-	if err := m.RollbackTo(ctx, c.Root, name); err != nil {
-		return err
-	}
-	printf(a.stdout, "rolled back %s to %s\n", c.Root, name)
-	return nil
+	return configVerb(ctx, a, args, []string{"NAME"}, func(m *lvm.Manager, c *lvm.Config, r []string) error {
+		if err := m.RollbackTo(ctx, c.Root, r[0]); err != nil {
+			return err
+		}
+		printf(a.stdout, "rolled back %s to %s\n", c.Root, r[0])
+		return nil
+	})
 }
 
 func runListSnapshots(ctx context.Context, a *app, args []string) error {
-	cfg, err := oneArg(args, "CONFIG")
-	if err != nil {
-		return err
-	}
-	m, c, err := a.configManager(ctx, cfg, nil)
-	if err != nil {
-		return err
-	}
-	_, cs := m.State().Config(c.Root)
-	// mock's format: a heading, then "* name" for the current snapshot of
-	// the config's unique-ext and "  name" for the others.
-	printf(a.stdout, "Snapshots for %s:\n", c.Root)
-	if cs == nil {
-		return nil
-	}
-	cur, _ := m.Current(c.Root, c.UniqueExt)
-	for _, s := range cs.Snapshots {
-		mark := "  "
-		if s.Name == cur {
-			mark = "* "
+	return configVerb(ctx, a, args, nil, func(m *lvm.Manager, c *lvm.Config, _ []string) error {
+		// mock's format: a heading, then "* name" for the current snapshot
+		// of the config's unique-ext and "  name" for the others.
+		printf(a.stdout, "Snapshots for %s:\n", c.Root)
+		_, cs := m.State().Config(c.Root)
+		if cs == nil {
+			return nil
 		}
-		printf(a.stdout, "%s%s\n", mark, s.Name)
-	}
-	return nil
+		cur, _ := m.Current(c.Root, c.UniqueExt)
+		for _, s := range cs.Snapshots {
+			mark := "  "
+			if s.Name == cur {
+				mark = "* "
+			}
+			printf(a.stdout, "%s%s\n", mark, s.Name)
+		}
+		return nil
+	})
 }
 
 func runRemoveSnapshot(ctx context.Context, a *app, args []string) error {
-	cfg, name, err := twoArgs(args, "CONFIG", "NAME")
-	if err != nil {
-		return err
-	}
-	m, c, err := a.configManager(ctx, cfg, nil)
-	if err != nil {
-		return err
-	}
-	if err := m.RemoveSnapshot(ctx, c.Root, name); err != nil {
-		return err
-	}
-	printf(a.stdout, "removed snapshot %s of %s\n", name, c.Root)
-	return nil
+	return configVerb(ctx, a, args, []string{"NAME"}, func(m *lvm.Manager, c *lvm.Config, r []string) error {
+		if err := m.RemoveSnapshot(ctx, c.Root, r[0]); err != nil {
+			return err
+		}
+		printf(a.stdout, "removed snapshot %s of %s\n", r[0], c.Root)
+		return nil
+	})
 }
 
 func runScrub(ctx context.Context, a *app, args []string) error {
-	cfg, err := oneArg(args, "CONFIG")
-	if err != nil {
-		return err
-	}
-	m, c, err := a.configManager(ctx, cfg, nil)
-	if err != nil {
-		return err
-	}
-	if err := m.Scrub(ctx, c.Root); err != nil {
-		return err
-	}
-	printf(a.stdout, "scrubbed %s\n", c.Root)
-	return nil
+	return configVerb(ctx, a, args, nil, func(m *lvm.Manager, c *lvm.Config, _ []string) error {
+		if err := m.Scrub(ctx, c.Root); err != nil {
+			return err
+		}
+		printf(a.stdout, "scrubbed %s\n", c.Root)
+		return nil
+	})
 }
 
 func runWorkdirCreate(ctx context.Context, a *app, args []string) error {
-	cfg, ext, err := twoArgs(args, "CONFIG", "EXT")
-	if err != nil {
-		return err
-	}
 	snap, _ := a.flags.GetString("snapshot")
-	m, c, err := a.configManager(ctx, cfg, nil)
-	if err != nil {
-		return err
-	}
-	w, err := m.CreateWorkdir(ctx, c.Root, snap, ext)
-	if err != nil {
-		return err
-	}
-	printf(a.stdout, "%s\n", w.Mountpoint)
-	return nil
+	return configVerb(ctx, a, args, []string{"EXT"}, func(m *lvm.Manager, c *lvm.Config, r []string) error {
+		w, err := m.CreateWorkdir(ctx, c.Root, snap, r[0])
+		if err != nil {
+			return err
+		}
+		printf(a.stdout, "%s\n", w.Mountpoint)
+		return nil
+	})
 }
 
 func runWorkdirRemove(ctx context.Context, a *app, args []string) error {
-	cfg, ext, err := twoArgs(args, "CONFIG", "EXT")
-	if err != nil {
-		return err
-	}
-	m, c, err := a.configManager(ctx, cfg, nil)
-	if err != nil {
-		return err
-	}
-	if err := m.RemoveWorkdir(ctx, c.Root, ext); err != nil {
-		return err
-	}
-	printf(a.stdout, "removed workdir %s.%s\n", c.Root, ext)
-	return nil
+	return configVerb(ctx, a, args, []string{"EXT"}, func(m *lvm.Manager, c *lvm.Config, r []string) error {
+		if err := m.RemoveWorkdir(ctx, c.Root, r[0]); err != nil {
+			return err
+		}
+		printf(a.stdout, "removed workdir %s.%s\n", c.Root, r[0])
+		return nil
+	})
 }
 
 func runWorkdirList(ctx context.Context, a *app, args []string) error {
