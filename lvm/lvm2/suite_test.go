@@ -31,6 +31,9 @@ var env = lvmtest.Env{
 		return lvm.Config{Backend: lvm2.Kind, VolumeGroup: lvm2test.VGName}
 	},
 	RemovePool: lvm2test.RemovePool,
+	// Random data is slow to write under an emulated CPU; 64 MB still
+	// tells shared blocks from copies.
+	SpacePadMB: 64,
 }
 
 func TestMain(m *testing.M) {

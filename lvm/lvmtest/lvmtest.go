@@ -37,6 +37,10 @@ type Env struct {
 	PoolSize int64
 	// VolumeSize is the virtual size of volumes (default 1 GiB).
 	VolumeSize int64
+	// SpacePadMB is the size of the root in the space test (default 200);
+	// a backend whose writes are slow (lvm2 under an emulated CPU) may
+	// use less.
+	SpacePadMB int
 	// RemovePool cleans up a pool the suite made (optional).
 	RemovePool func(t testing.TB, stateDir, pool string)
 }
