@@ -2,7 +2,6 @@ package builder_test
 
 import (
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
+	"github.com/thinroot/thinroot/mockcfg"
 )
 
 // mirrorReachable asks the host's apt mirror (as the bootstrap script
@@ -55,17 +55,22 @@ func TestDebianPackageBuild(t *testing.T) {
 	env.VolumeSize = 4 << 30
 	f := lvmtest.NewFixture(t, env)
 	repo := lvmtest.RepoRoot(t)
-	f.Config.Bootstrap = []string{"/bin/sh", filepath.Join(repo, "testdata", "bootstrap", "debian.sh")}
-	if err := f.M.AddConfig(f.Config); err != nil {
-		t.Fatal(err)
-	}
-	// The config's build command is the build script, handed in as a
-	// shell program since only the package is bound into the buildroot.
-	script, err := os.ReadFile(filepath.Join(repo, "testdata", "debian-pkg", "build.sh"))
+	// The bootstrap and build commands are the ones testdata/configs/
+	// debian-bookworm.cfg gives, read as mock would read the file.
+	cfg, err := (&mockcfg.Loader{ConfigDir: filepath.Join(repo, "testdata", "configs"), Home: t.TempDir()}).Load("debian-bookworm")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{f: f, info: builder.ConfigInfo{Root: f.Root, Build: []string{"/bin/sh", "-c", string(script)}}}
+	st, err := cfg.Thinroot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Config.Bootstrap = st.Thinroot.Bootstrap
+	f.Config.BootstrapDir = filepath.Dir(cfg.File())
+	if err := f.M.AddConfig(f.Config); err != nil {
+		t.Fatal(err)
+	}
+	w := &world{f: f, info: builder.ConfigInfo{Root: f.Root, Build: st.Thinroot.Build}}
 	w.start(t, 1)
 	pkg := filepath.Join(repo, "testdata", "debian-pkg", "hello-thinroot")
 	start := time.Now()
