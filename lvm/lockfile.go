@@ -93,6 +93,17 @@ func TryLock(path string, exclusive bool) (*HeldLock, error) {
 	return &HeldLock{f: f, path: path}, nil
 }
 
+// TryLockOpen takes an exclusive lock on an already open file without
+// waiting; false when someone else holds one. The lock belongs to f's
+// open file description: closing f releases it.
+func TryLockOpen(f *os.File) (bool, error) {
+	err := setOFD(f, unix.F_OFD_SETLK, unix.F_WRLCK)
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Lock takes the lock, blocking in the kernel (no polling) until it is
 // free. waiting, if not nil, is called once before blocking, with who holds
 // the lock. When ctx ends first, Lock returns ctx.Err(); the blocked

@@ -3,6 +3,7 @@ package file_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,5 +174,69 @@ func TestScanMissingPool(t *testing.T) {
 	be := file.New(t.TempDir(), nil)
 	if _, err := be.Scan(bg, "nope"); !errors.Is(err, lvm.ErrNotFound) {
 		t.Fatalf("scan of a missing pool: %v", err)
+	}
+}
+
+// Scans running beside creations (the tree refreshes every second while
+// mkdirs run) never take a half-published volume for a crash's leftover:
+// every clone keeps its sidecar and so its recorded origin.
+func TestScanDuringCreation(t *testing.T) {
+	lvmtest.RequireRoot(t)
+	state := t.TempDir()
+	be := file.New(state, lvmtest.TestLogger(t))
+	if err := be.CreatePool(bg, lvm.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		vols, _ := be.Scan(bg, "p")
+		for _, v := range vols.Volumes {
+			be.Remove(bg, "p", v.Name)
+		}
+		be.RemovePool(bg, "p")
+	}()
+	v, err := be.CreateThin(bg, "p", "mock.r.base", 16<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.Release(v)
+	stop := make(chan struct{})
+	scans := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				scans <- n
+				return
+			default:
+			}
+			// A second backend on the same state, as another process.
+			if _, err := file.New(state, nil).Scan(bg, "p"); err == nil {
+				n++
+			}
+		}
+	}()
+	const clones = 150
+	for i := 0; i < clones; i++ {
+		if _, err := be.Snapshot(bg, "p", "mock.r.base", fmt.Sprintf("mock.r.c%d", i), lvm.SnapshotOptions{}); err != nil {
+			close(stop)
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	n := <-scans
+	r, err := be.Scan(bg, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, v := range r.Volumes {
+		if v.Name != "mock.r.base" && v.Origin != "mock.r.base" {
+			lost++
+		}
+	}
+	t.Logf("%d clones made beside %d scans", clones, n)
+	if lost > 0 || len(r.Volumes) != clones+1 {
+		t.Fatalf("%d of %d clones lost their sidecar (volumes: %d)", lost, clones, len(r.Volumes))
 	}
 }

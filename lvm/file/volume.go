@@ -105,11 +105,19 @@ func (b *Backend) listVolumes(pool string) ([]lvm.Volume, error) {
 		vols = append(vols, v)
 	}
 	// Sidecars whose image never got published are leftovers of a crash.
+	// A writer publishes by renaming its temporary onto the image after
+	// writing the sidecar, so at every moment one of the two exists: look
+	// at the temporary first, then at the image, both now (the listing
+	// above may predate the rename).
 	for _, e := range ents {
 		if name, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(name, ".") && !names[name] {
-			if _, err := os.Stat(b.tmpPath(pool, name)); errors.Is(err, fs.ErrNotExist) {
-				os.Remove(filepath.Join(dir, e.Name()))
+			if _, err := os.Stat(b.tmpPath(pool, name)); !errors.Is(err, fs.ErrNotExist) {
+				continue
 			}
+			if _, err := os.Stat(b.imgPath(pool, name)); !errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 	sort.Slice(vols, func(i, j int) bool { return vols[i].Name < vols[j].Name })
@@ -117,40 +125,57 @@ func (b *Backend) listVolumes(pool string) ([]lvm.Volume, error) {
 }
 
 // sweepTemp removes a temporary image whose writer is gone (its lock is
-// free). A live writer keeps it locked, so this never races one.
-func (b *Backend) sweepTemp(path string) {
+// free), and tells whether the path is free now. A live writer keeps it
+// locked, so this never races one.
+func (b *Backend) sweepTemp(path string) bool {
 	h, err := lvm.TryLock(path, true)
 	if err != nil || h == nil {
-		return
+		return false
 	}
 	defer h.Release()
 	b.log.Info("removing abandoned temporary volume", "path", path)
 	os.Remove(path)
+	return true
 }
 
-// newTemp creates a locked temporary image for name.
-func (b *Backend) newTemp(pool, name string) (*os.File, *lvm.HeldLock, error) {
+// newTemp creates a temporary image for name, locked through the returned
+// file itself, so the lock lasts exactly as long as the caller keeps the
+// file open (until after publish). A sweeper can remove the path between
+// our create and our lock; then the path no longer names our file, and we
+// start over rather than fill an unlinked file.
+func (b *Backend) newTemp(pool, name string) (*os.File, error) {
 	tmp := b.tmpPath(pool, name)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		// Maybe abandoned; if a live writer holds it this volume is being
-		// made right now.
-		b.sweepTemp(tmp)
-		f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
+	for attempt := 0; attempt < 8; attempt++ {
+		f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
 		if errors.Is(err, fs.ErrExist) {
-			return nil, nil, fmt.Errorf("volume %s is being created: %w", name, lvm.ErrExists)
+			// Maybe abandoned; if a live writer holds it this volume is
+			// being made right now.
+			if !b.sweepTemp(tmp) {
+				return nil, fmt.Errorf("volume %s is being created: %w", name, lvm.ErrExists)
+			}
+			continue
 		}
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	h, err := lvm.TryLock(tmp, true)
-	if err != nil || h == nil {
+		if err != nil {
+			return nil, err
+		}
+		ok, err := lvm.TryLockOpen(f)
+		if err != nil || !ok {
+			f.Close()
+			continue
+		}
+		if sameFile(f, tmp) {
+			return f, nil
+		}
 		f.Close()
-		os.Remove(tmp)
-		return nil, nil, fmt.Errorf("lock temporary %s: %v", tmp, err)
 	}
-	return f, h, nil
+	return nil, fmt.Errorf("create temporary %s: lost it to a concurrent sweep repeatedly", tmp)
+}
+
+// sameFile tells whether path still names the open file f.
+func sameFile(f *os.File, path string) bool {
+	a, err1 := f.Stat()
+	b, err2 := os.Stat(path)
+	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }
 
 // publish writes the sidecar and renames the temporary into place.
@@ -178,14 +203,13 @@ func (b *Backend) CreateThin(ctx context.Context, pool, name string, virtualSize
 	if b.exists(pool, name) {
 		return nil, fmt.Errorf("volume %s: %w", name, lvm.ErrExists)
 	}
-	f, h, err := b.newTemp(pool, name)
+	f, err := b.newTemp(pool, name)
 	if err != nil {
 		return nil, err
 	}
-	defer h.Release()
-	err = f.Truncate(virtualSize)
-	f.Close()
-	if err != nil {
+	// f holds the temporary's lock until the volume is published.
+	defer f.Close()
+	if err := f.Truncate(virtualSize); err != nil {
 		os.Remove(b.tmpPath(pool, name))
 		return nil, fmt.Errorf("create volume %s: %w", name, err)
 	}
@@ -194,6 +218,7 @@ func (b *Backend) CreateThin(ctx context.Context, pool, name string, virtualSize
 		os.Remove(b.tmpPath(pool, name))
 		return nil, fmt.Errorf("create volume %s: %w", name, err)
 	}
+	f.Close()
 	return b.Activate(ctx, pool, name)
 }
 
@@ -213,13 +238,13 @@ func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts 
 	if err := readJSON(b.sidecarPath(pool, origin), &osc); err != nil {
 		return nil, fmt.Errorf("snapshot origin %s: %w", origin, err)
 	}
-	dst, h, err := b.newTemp(pool, name)
+	dst, err := b.newTemp(pool, name)
 	if err != nil {
 		return nil, err
 	}
-	defer h.Release()
+	// dst holds the temporary's lock until the volume is published.
+	defer dst.Close()
 	fail := func(err error) (*lvm.Volume, error) {
-		dst.Close()
 		os.Remove(b.tmpPath(pool, name))
 		return nil, fmt.Errorf("snapshot %s of %s: %w", name, origin, err)
 	}
@@ -244,12 +269,12 @@ func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts 
 	if err := dst.Sync(); err != nil {
 		return fail(err)
 	}
-	dst.Close()
 	sc := sidecar{Name: name, Origin: origin, VirtualSize: osc.VirtualSize, Created: time.Now().UTC(), Tags: opts.Tags}
 	if err := b.publish(pool, sc); err != nil {
 		os.Remove(b.tmpPath(pool, name))
 		return nil, fmt.Errorf("snapshot %s of %s: %w", name, origin, err)
 	}
+	dst.Close()
 	if opts.Activate {
 		return b.Activate(ctx, pool, name)
 	}
