@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,8 +78,10 @@ func report(res *Results, dir string) error {
 	if err := t.Execute(&buf, data); err != nil {
 		return err
 	}
+	// The template's conditional sections leave runs of blank lines.
+	md := regexp.MustCompile(`\n{3,}`).ReplaceAll(buf.Bytes(), []byte("\n\n"))
 	out := filepath.Join(dir, "BENCHMARKS.md")
-	if err := os.WriteFile(out+".tmp", buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(out+".tmp", md, 0o644); err != nil {
 		return err
 	}
 	return os.Rename(out+".tmp", out)

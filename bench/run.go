@@ -38,7 +38,7 @@ func newRunFlags(fs *flag.FlagSet) *runFlags {
 		sizes:       fs.String("sizes", "50,300,1024", "root sizes in MiB for benchmark 1 (the middle one is the headline and benchmark 2's)"),
 		only:        fs.String("only", "", "comma-separated subset: ready,space,control,builds,go (default: all)"),
 		counts:      fs.String("lvm-counts", "bench/results/lvm-counts.json", "benchmark 5's counts from the VM, used when the file exists"),
-		goBenchtime: fs.String("go-benchtime", "200ms", "-benchtime of the Go benchmarks"),
+		goBenchtime: fs.String("go-benchtime", "100ms", "-benchtime of the Go benchmarks"),
 		goCount:     fs.Int("go-count", 5, "-count of the Go benchmarks"),
 		logs:        fs.String("logs", "", "copy the thinroot daemons' logs here before the scratch directory goes"),
 	}
