@@ -50,6 +50,7 @@ func report(res *Results, dir string) error {
 	}
 	t, err := template.New("report").Funcs(template.FuncMap{
 		"num":      num,
+		"int":      func(v float64) string { return strconv.FormatFloat(math.Round(v), 'f', 0, 64) },
 		"x":        func(v float64) string { return num(v) + "x" },
 		"mib":      func(v int64) string { return num(float64(v) / (1 << 20)) },
 		"join":     strings.Join,
@@ -128,10 +129,22 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// ratiosText lists a measurement's ratios as "name: value".
+// ratiosText lists a measurement's ratios, a p50 and p95 pair as one:
+// "name p50 / p95".
 func ratiosText(r Ratios) string {
 	var parts []string
 	for _, k := range sortedKeys(r) {
+		if base, ok := strings.CutSuffix(k, "_p95"); ok {
+			if _, pair := r[base+"_p50"]; pair {
+				continue
+			}
+		}
+		if base, ok := strings.CutSuffix(k, "_p50"); ok {
+			if p95, pair := r[base+"_p95"]; pair {
+				parts = append(parts, fmt.Sprintf("%s %s / %s", strings.ReplaceAll(base, "_", " "), num(r[k]), num(p95)))
+				continue
+			}
+		}
 		parts = append(parts, fmt.Sprintf("%s %s", strings.ReplaceAll(k, "_", " "), num(r[k])))
 	}
 	return strings.Join(parts, "; ")

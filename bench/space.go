@@ -88,7 +88,7 @@ func (e *env) spaceRun(fsDir string, makeCopy func(i int) (string, func() error,
 // benchSpace is benchmark 2, on the root of size mb.
 func (e *env) benchSpace(mw *mainWorld, mb int) (*Benchmark, error) {
 	b := &Benchmark{ID: "space", Title: "2. Space: 16 workdirs, each writing 1 MiB",
-		What: fmt.Sprintf("space the filesystem holding them reports in use (statfs, after sync) beyond the %s root, per copy and for all 16", sizeLabel(mb))}
+		What: fmt.Sprintf("space the filesystem holding them reports in use (statfs, after syncfs) beyond the %s root, per copy and for all 16", sizeLabel(mb))}
 	cfg := configFor(mb)
 	poolDir := filepath.Join(mw.w.state, "pools", mw.w.pool)
 	ri := mw.roots[mb]

@@ -107,8 +107,12 @@ var whyMissed = map[string]string{
 		"page cache starts empty, so chroot /bin/true alone takes several times what it takes in the alternatives' " +
 		"warm directories (see the table's chroot column and the breakdown under it). The machine is shared, and the " +
 		"p95 shows how much of the spread is load.",
-	"untar": "Untar's cost here is what pigz and the filesystem manage on two shared cores; thinroot's is the chain " +
-		"described for the first target. 100x needs thinroot at a hundredth of the untar's p50.",
+	"untar": "Untar's cost grows with the root's bytes and files (pigz and ext4 on two shared cores), thinroot's " +
+		"mostly with the snapshot image's extents, so the ratio depends on the root's size (compare the rows of " +
+		"benchmark 1). thinroot's time is a chain of synchronous steps: a reflink clone of the image, fsyncs of the " +
+		"clone and of its records, a loop device, an ext4 mount, then a first exec read through a block device " +
+		"whose page cache starts empty (the breakdown under benchmark 1's table). 100x needs all of it within a " +
+		"hundredth of the untar.",
 	"overlay": "An overlayfs mount makes no block device and no filesystem, writes nothing durable and shares the " +
 		"lower directory's page cache, so its first exec is warm. A thinroot workdir is a filesystem of its own on " +
 		"its own device (that is what makes it a full, snapshot-able, accounted buildroot, as with LVM), and pays " +
