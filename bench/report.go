@@ -80,7 +80,7 @@ func report(res *Results, dir string) error {
 		return err
 	}
 	// The template's conditional sections leave runs of blank lines.
-	md := regexp.MustCompile(`\n{3,}`).ReplaceAll(buf.Bytes(), []byte("\n\n"))
+	md := regexp.MustCompile(`\n([ \t]*\n){2,}`).ReplaceAll(buf.Bytes(), []byte("\n\n"))
 	out := filepath.Join(dir, "BENCHMARKS.md")
 	if err := os.WriteFile(out+".tmp", md, 0o644); err != nil {
 		return err
@@ -153,7 +153,11 @@ func ratiosText(r Ratios) string {
 func extraText(m map[string]float64) string {
 	var parts []string
 	for _, k := range sortedKeys(m) {
-		parts = append(parts, fmt.Sprintf("%s %s", strings.ReplaceAll(k, "_", " "), num(m[k])))
+		v := num(m[k])
+		if m[k] == math.Trunc(m[k]) {
+			v = strconv.FormatFloat(m[k], 'f', 0, 64) // a count
+		}
+		parts = append(parts, fmt.Sprintf("%s %s", strings.ReplaceAll(k, "_", " "), v))
 	}
 	return strings.Join(parts, "; ")
 }
