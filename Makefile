@@ -40,7 +40,7 @@ test:
 test-vm:
 	mkdir -p _out
 	$(GO) test -c -o _out/lvm2.test ./lvm/lvm2
-	testdata/vm/run --timeout 1800 -- -C lvm/lvm2 $(CURDIR)/_out/lvm2.test -test.v -test.timeout 28m
+	testdata/vm/run --disk-size 8G --timeout 1800 -- -C lvm/lvm2 $(CURDIR)/_out/lvm2.test -test.v -test.timeout 28m
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -34,6 +34,8 @@ var env = lvmtest.Env{
 	// Random data is slow to write under an emulated CPU; 64 MB still
 	// tells shared blocks from copies.
 	SpacePadMB: 64,
+	// Small pools, so the suite's parallel subtests fit the VM's group.
+	PoolSize: 768 << 20,
 }
 
 func TestMain(m *testing.M) {

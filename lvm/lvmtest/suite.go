@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
@@ -488,7 +489,7 @@ func testKilledInit(t *testing.T, env Env) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		WaitFor(t, 60e9, "bootstrap to start", func() bool { _, err := os.Stat(ready); return err == nil })
+		WaitFor(t, 3*time.Minute, "bootstrap to start", func() bool { _, err := os.Stat(ready); return err == nil })
 		cs := f.ConfigState(f.NewManager(), f.Root)
 		if cs.State != lvm.StateInitializing {
 			t.Errorf("while bootstrapping, state is %q, want initializing", cs.State)
