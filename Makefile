@@ -15,7 +15,7 @@ BIN       := bin/thinroot
 DEMO_DIR  ?= /tmp/thinroot-demo
 MANPAGES  := man/thinroot.1 man/thinroot-tree.5 man/thinroot.conf.5
 
-.PHONY: all build test test-unit test-vm check lint deps demo demo-clean clean man install install-check
+.PHONY: all build bench test test-unit test-vm check lint deps demo demo-clean clean man install install-check
 
 all: build
 
@@ -75,6 +75,12 @@ install-check:
 	grep -q '^ExecStart=/usr/bin/thinroot serve' $$tmp/etc/systemd/system/thinroot.service && \
 	bash -n $$tmp/usr/share/bash-completion/completions/thinroot && \
 	$$tmp/usr/bin/thinroot --version && rm -rf $$tmp && echo "install-check: ok"
+
+# thinroot against untar, cp -a and overlayfs, the control plane, parallel
+# builds and lvm2 command counts (in the VM), in one run of under 15 minutes;
+# writes BENCHMARKS.json, BENCHMARKS.md and ready-time.svg.
+bench: build
+	scripts/bench.sh $(BENCH_FLAGS)
 
 demo: deps build
 	DEMO_DIR=$(DEMO_DIR) scripts/demo.sh

@@ -25,7 +25,7 @@ const chartName = "ready-time.svg"
 
 func cmdReport(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	dir := fs.String("dir", "bench", "directory holding BENCHMARKS.json; BENCHMARKS.md and the chart are written there")
+	dir := fs.String("dir", ".", "directory holding BENCHMARKS.json; BENCHMARKS.md and the chart are written there")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

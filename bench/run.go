@@ -30,7 +30,7 @@ type runFlags struct {
 func newRunFlags(fs *flag.FlagSet) *runFlags {
 	return &runFlags{
 		repo:        fs.String("repo", ".", "the thinroot source tree"),
-		out:         fs.String("out", "bench", "directory for BENCHMARKS.json, BENCHMARKS.md and the chart"),
+		out:         fs.String("out", ".", "directory for BENCHMARKS.json, BENCHMARKS.md and the chart"),
 		scratch:     fs.String("scratch", DefaultScratch, "scratch directory (removed at the end)"),
 		thinroot:    fs.String("thinroot", "", "thinroot binary (default REPO/bin/thinroot)"),
 		reps:        fs.Int("reps", 20, "repetitions of each measurement"),
