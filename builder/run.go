@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/crashpoint"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/sandbox"
 )
@@ -118,12 +119,15 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		return
 	}
 	b.setState(e, StateBuilding, func(r *Build) { r.ResultDir = resultDir })
+	crashpoint.Hit("build:start")
 	code, err := b.execute(ctx, e, info, w.Mountpoint, resultDir)
+	crashpoint.Hit("build:finish")
 
 	// 4. Collect: the results are in place (bind-mounted); close the log
 	//    copy, remove the workdir, record the outcome.
 	b.setState(e, StateCollecting, nil)
 	removeWorkdir()
+	crashpoint.Hit("build:collected")
 	switch {
 	case errors.Is(context.Cause(ctx), errCancelled), errors.Is(context.Cause(ctx), errShutdown):
 		fail(StateCancelled, context.Cause(ctx))

@@ -282,6 +282,7 @@ func (m *Manager) bootstrap(mctx, bctx context.Context, c *Config, r *PoolReport
 		release(be, v)
 		return fail("mkfs", fmt.Errorf("%s: %v: %s", strings.Join(mkfs, " "), err, strings.TrimSpace(string(b))))
 	}
+	crashpoint.Hit("base-create:after-mkfs")
 	err = m.mountVolume(c, v, target)
 	release(be, v)
 	if err != nil {
@@ -304,12 +305,14 @@ func (m *Manager) bootstrap(mctx, bctx context.Context, c *Config, r *PoolReport
 	if err := writeSnapinfo(c, c.UniqueExt, postinit); err != nil {
 		return fail("record current snapshot", err)
 	}
+	crashpoint.Hit("postinit:after-record")
 	// The base's content now lives on in postinit (thin snapshots do not
 	// depend on their origin); a workdir for this ext is made from postinit
 	// when someone asks for one, as mock does after a rollback.
 	if err := be.Remove(mctx, c.Pool, base); err != nil && !errors.Is(err, ErrNotFound) {
 		m.log.Warn("remove base volume after postinit", "volume", base, "err", err)
 	}
+	crashpoint.Hit("postinit:after-base-remove")
 	removeMountDirs(c, c.UniqueExt)
 	m.patch(c.Pool, snap, base)
 	m.log.Info("config initialized", "config", c.Root, "took", time.Since(start).Round(time.Millisecond))
@@ -447,6 +450,7 @@ func (m *Manager) CreateWorkdir(ctx context.Context, root, snap, ext string) (*W
 	if err := writeSnapinfo(c, ext, snapLV); err != nil {
 		m.log.Warn("record current snapshot of new workdir", "err", err)
 	}
+	crashpoint.Hit("workdir-create:after-record")
 	v.Origin = snapLV
 	m.patch(c.Pool, v)
 	return &WorkdirState{Root: root, Ext: ext, LV: lv, Snapshot: snap, Created: v.Created,
@@ -494,6 +498,7 @@ func (m *Manager) RemoveWorkdir(ctx context.Context, root, ext string) error {
 	if err := m.backendFor(c).Remove(context.WithoutCancel(ctx), c.Pool, lv); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("remove workdir %s.%s: %w", root, ext, err)
 	}
+	crashpoint.Hit("workdir-remove:after-remove")
 	removeMountDirs(c, ext)
 	m.patch(c.Pool, nil, lv)
 	return nil
@@ -552,6 +557,7 @@ func (m *Manager) Snapshot(ctx context.Context, root, ext, name string) error {
 	if err := writeSnapinfo(c, ext, snapLV); err != nil {
 		return err
 	}
+	crashpoint.Hit("snapshot:after-record")
 	m.patch(c.Pool, v)
 	return nil
 }
@@ -670,6 +676,7 @@ func (m *Manager) RemoveSnapshot(ctx context.Context, root, snap string) error {
 			}
 		}
 	}
+	crashpoint.Hit("snapshot-remove:after-records")
 	in := &intent{Op: "snapshot-remove", Root: root, Pool: c.Pool, Backend: BackendKey(c), Forward: true, Volumes: []string{lv}}
 	if err := m.begin(in); err != nil {
 		return err
@@ -678,6 +685,7 @@ func (m *Manager) RemoveSnapshot(ctx context.Context, root, snap string) error {
 	if err := m.backendFor(c).Remove(context.WithoutCancel(ctx), c.Pool, lv); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("remove snapshot %s/%s: %w", root, snap, err)
 	}
+	crashpoint.Hit("snapshot-remove:after-remove")
 	m.patch(c.Pool, nil, lv)
 	return nil
 }
@@ -748,18 +756,23 @@ func (m *Manager) Scrub(ctx context.Context, root string) error {
 		}
 	}
 	crashpoint.Hit("scrub:after-unmount")
-	for _, lv := range ours {
+	for i, lv := range ours {
 		m.log.Info("removing volume", "config", root, "volume", lv)
 		if err := be.Remove(mctx, c.Pool, lv); err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("scrub %s: %w", root, err)
 		}
 		m.patch(c.Pool, nil, lv)
+		if i == 0 {
+			crashpoint.Hit("scrub:mid-remove")
+		}
 	}
+	crashpoint.Hit("scrub:after-remove")
 	for _, mp := range mounts {
 		os.Remove(mp)
 		os.Remove(filepath.Dir(mp))
 	}
 	m.clearRecords(c)
+	crashpoint.Hit("scrub:after-records")
 	r, err = m.rescan(ctx, c.Pool)
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/thinroot/thinroot/internal/crashpoint"
 	"github.com/thinroot/thinroot/internal/fsutil"
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
@@ -197,9 +198,11 @@ func (b *Backend) createImage(ctx context.Context, spec lvm.PoolSpec, rec poolRe
 		return err
 	}
 	rec.Kind = "image"
+	crashpoint.Hit("pool-create:image")
 	if err := b.mountImage(spec.Name); err != nil {
 		return err
 	}
+	crashpoint.Hit("pool-create:mounted")
 	if err := os.MkdirAll(b.volumesDir(spec.Name), 0o755); err != nil {
 		return err
 	}
@@ -306,6 +309,7 @@ func (b *Backend) RemovePool(ctx context.Context, pool string) error {
 	if err := mount.Unmount(root, false); err != nil {
 		return fmt.Errorf("file pool %s: %w", pool, err)
 	}
+	crashpoint.Hit("pool-remove:after-unmount")
 	os.Remove(root)
 	if err := os.Remove(b.imagePath(pool)); err != nil {
 		return err
