@@ -28,19 +28,55 @@ import (
 // volumes are hidden from the model, so nobody sees a half-made object.
 
 type intent struct {
-	Op      string    `json:"op"`
-	Root    string    `json:"root"`
-	Pool    string    `json:"pool"`
-	Backend string    `json:"backend"` // key in Options.Backends
-	Forward bool      `json:"forward"` // true: finish removing; false: undo creating
-	Volumes []string  `json:"volumes"` // in creation order
-	Mounts  []string  `json:"mounts,omitempty"`
-	Frozen  []string  `json:"frozen,omitempty"`
-	PID     int       `json:"pid"`
-	Started time.Time `json:"started"`
+	Op      string   `json:"op"`
+	Root    string   `json:"root"`
+	Pool    string   `json:"pool"`
+	Backend string   `json:"backend"` // key in Options.Backends
+	Forward bool     `json:"forward"` // true: finish removing; false: undo creating
+	Volumes []string `json:"volumes"` // in creation order
+	Mounts  []string `json:"mounts,omitempty"`
+	Frozen  []string `json:"frozen,omitempty"`
+	// Records are mock's current-snapshot records the operation changes,
+	// declared before it changes any: rolling back puts the old content
+	// back, finishing writes the new one.
+	Records []recordChange `json:"records,omitempty"`
+	PID     int            `json:"pid"`
+	Started time.Time      `json:"started"`
 
 	path string
 	lock *HeldLock
+}
+
+// recordChange is one record an operation changes; nil means no file.
+type recordChange struct {
+	Path string  `json:"path"`
+	Old  *string `json:"old"`
+	New  *string `json:"new"`
+}
+
+// changeRecord declares that ext's record of c will name lv ("" removes
+// it), capturing what it holds now.
+func changeRecord(c *Config, ext, lv string) recordChange {
+	rc := recordChange{Path: c.SnapinfoPath(ext)}
+	if b, err := os.ReadFile(rc.Path); err == nil {
+		old := string(b)
+		rc.Old = &old
+	}
+	if lv != "" {
+		rc.New = &lv
+	}
+	return rc
+}
+
+// setRecord puts a record's content in place (nil removes it), atomically.
+func setRecord(path string, content *string) error {
+	if content == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return fsutil.WriteFileAtomic(path, []byte(*content), 0o644)
 }
 
 func (m *Manager) intentsDir() string { return filepath.Join(m.opts.StateDir, "intents") }
@@ -197,6 +233,16 @@ func (m *Manager) recoverOne(ctx context.Context, path string) error {
 		err := be.Remove(ctx, in.Pool, in.Volumes[i])
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			errs = append(errs, err)
+		}
+	}
+	for i := len(in.Records) - 1; i >= 0; i-- {
+		rc := in.Records[i]
+		content := rc.Old
+		if in.Forward {
+			content = rc.New
+		}
+		if err := setRecord(rc.Path, content); err != nil {
+			errs = append(errs, fmt.Errorf("record %s: %w", rc.Path, err))
 		}
 	}
 	if len(errs) > 0 {

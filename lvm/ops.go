@@ -244,7 +244,8 @@ func (m *Manager) bootstrap(mctx, bctx context.Context, c *Config, r *PoolReport
 	}
 	os.Remove(m.statusPath(c.Root))
 	in := &intent{Op: "init", Root: c.Root, Pool: c.Pool, Backend: BackendKey(c),
-		Volumes: []string{base, postinit}, Mounts: []string{target}}
+		Volumes: []string{base, postinit}, Mounts: []string{target},
+		Records: []recordChange{changeRecord(c, c.UniqueExt, postinit)}}
 	if err := m.begin(in); err != nil {
 		return false, err
 	}
@@ -426,7 +427,7 @@ func (m *Manager) CreateWorkdir(ctx context.Context, root, snap, ext string) (*W
 	mctx := context.WithoutCancel(ctx)
 	be := m.backendFor(c)
 	in := &intent{Op: "workdir-create", Root: root, Pool: c.Pool, Backend: BackendKey(c),
-		Volumes: []string{lv}, Mounts: []string{target}}
+		Volumes: []string{lv}, Mounts: []string{target}, Records: []recordChange{changeRecord(c, ext, snapLV)}}
 	if err := m.begin(in); err != nil {
 		return nil, err
 	}
@@ -539,7 +540,8 @@ func (m *Manager) Snapshot(ctx context.Context, root, ext, name string) error {
 	}
 	target := c.RootPath(ext)
 	opts := SnapshotOptions{}
-	in := &intent{Op: "snapshot", Root: root, Pool: c.Pool, Backend: BackendKey(c), Volumes: []string{snapLV}}
+	in := &intent{Op: "snapshot", Root: root, Pool: c.Pool, Backend: BackendKey(c), Volumes: []string{snapLV},
+		Records: []recordChange{changeRecord(c, ext, snapLV)}}
 	if ok, _ := mount.IsMountpoint(target); ok {
 		opts.OriginMount = target
 		in.Frozen = []string{target}
@@ -669,19 +671,24 @@ func (m *Manager) RemoveSnapshot(ctx context.Context, root, snap string) error {
 		}
 		return fmt.Errorf("snapshot %s/%s has workdirs %s: %w", root, snap, strings.Join(exts, ", "), ErrNotEmpty)
 	}
+	// Records naming the snapshot fall back to postinit. They change only
+	// once the removal is on record, so a kill anywhere finishes both.
+	in := &intent{Op: "snapshot-remove", Root: root, Pool: c.Pool, Backend: BackendKey(c), Forward: true, Volumes: []string{lv}}
 	for _, ext := range snapinfoExts(c) {
 		if rec, _ := readSnapinfo(c, ext); rec == lv {
-			if err := writeSnapinfo(c, ext, SnapshotLV(root, PostInit)); err != nil {
-				return err
-			}
+			in.Records = append(in.Records, changeRecord(c, ext, SnapshotLV(root, PostInit)))
 		}
 	}
-	crashpoint.Hit("snapshot-remove:after-records")
-	in := &intent{Op: "snapshot-remove", Root: root, Pool: c.Pool, Backend: BackendKey(c), Forward: true, Volumes: []string{lv}}
 	if err := m.begin(in); err != nil {
 		return err
 	}
 	defer m.done(in)
+	for _, rc := range in.Records {
+		if err := setRecord(rc.Path, rc.New); err != nil {
+			return fmt.Errorf("remove snapshot %s/%s: %w", root, snap, err)
+		}
+	}
+	crashpoint.Hit("snapshot-remove:after-records")
 	if err := m.backendFor(c).Remove(context.WithoutCancel(ctx), c.Pool, lv); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("remove snapshot %s/%s: %w", root, snap, err)
 	}
@@ -746,6 +753,9 @@ func (m *Manager) Scrub(ctx context.Context, root string) error {
 		}
 	}
 	in := &intent{Op: "scrub", Root: root, Pool: c.Pool, Backend: BackendKey(c), Forward: true, Volumes: ours, Mounts: mounts}
+	for _, ext := range snapinfoExts(c) {
+		in.Records = append(in.Records, changeRecord(c, ext, ""))
+	}
 	if err := m.begin(in); err != nil {
 		return err
 	}

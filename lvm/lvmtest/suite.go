@@ -28,6 +28,7 @@ func Run(t *testing.T, env Env) {
 	t.Run("FailedInitPublishesNothing", func(t *testing.T) { testFailedInit(t, env) })
 	t.Run("KilledInit", func(t *testing.T) { testKilledInit(t, env) })
 	t.Run("KilledWorkdirCreate", func(t *testing.T) { testKilledWorkdirCreate(t, env) })
+	t.Run("KilledOperationsKeepRecords", func(t *testing.T) { testKilledRecords(t, env) })
 	t.Run("Scrub", func(t *testing.T) { testScrub(t, env) })
 	t.Run("CurrentAndRollback", func(t *testing.T) { testCurrent(t, env) })
 	t.Run("ConfigWithoutFile", func(t *testing.T) { testDiscovered(t, env) })
@@ -664,4 +665,58 @@ func testDiscovered(t *testing.T, env Env) {
 	if err := m.RemoveWorkdir(ctx, f.Root, "found"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// An operation killed after it changed mock's current-snapshot record
+// leaves the record as the whole operation would: a rolled-back snapshot
+// or workdir creation puts the old record back, a removal of the current
+// snapshot that is finished moves the record to postinit, never the one
+// without the other.
+func testKilledRecords(t *testing.T, env Env) {
+	f := NewFixture(t, env)
+	f.Init(0)
+	f.Workdir("", "w")
+	if err := f.M.Snapshot(ctx, f.Root, "w", "mid"); err != nil {
+		t.Fatal(err)
+	}
+	current := func(ext string) string {
+		t.Helper()
+		cur, err := f.NewManager().Current(f.Root, ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cur
+	}
+	crash := func(job helperJob, point string) {
+		t.Helper()
+		out, err := f.helperCmd(job, point).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
+			t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
+		}
+	}
+
+	crash(helperJob{Op: "snapshot", Ext: "w", Name: "new"}, "snapshot:after-record")
+	if cur := current("w"); cur != "mid" {
+		t.Errorf("after a snapshot killed and rolled back, w's current snapshot is %q, want mid", cur)
+	}
+	crash(helperJob{Op: "workdir", Snapshot: "mid", Ext: "v"}, "workdir-create:after-record")
+	if cur := current("v"); cur != lvm.PostInit {
+		t.Errorf("after a workdir creation killed and rolled back, v's current snapshot is %q, want postinit", cur)
+	}
+	f.M = f.NewManager()
+	if err := f.M.RemoveWorkdir(ctx, f.Root, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.M.SetCurrent(ctx, f.Root, lvm.DefaultExt, "mid"); err != nil {
+		t.Fatal(err)
+	}
+	crash(helperJob{Op: "remove-snapshot", Snapshot: "mid"}, "snapshot-remove:after-records")
+	m := f.NewManager()
+	if cs := f.ConfigState(m, f.Root); cs.Snapshot("mid") != nil {
+		t.Errorf("a snapshot removal killed half way was not finished: %+v", cs.Snapshots)
+	}
+	if cur := current(lvm.DefaultExt); cur != lvm.PostInit {
+		t.Errorf("after the current snapshot's removal was finished, head's current is %q, want postinit", cur)
+	}
+	f.M = m
 }
