@@ -226,9 +226,19 @@ func exitCode(ee *exec.ExitError, err error) int {
 // never deleted.
 func prepareResults(dir string, uid, gid int) error {
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-		old := dir + ".old-" + strconv.FormatInt(time.Now().Unix(), 10)
-		if err := os.Rename(dir, old); err != nil {
-			return err
+		// Two builds of one unique-ext can end within a second: the first
+		// free name wins, never one that would fail the build.
+		stamp := dir + ".old-" + strconv.FormatInt(time.Now().Unix(), 10)
+		old := stamp
+		for n := 2; ; n++ {
+			err := os.Rename(dir, old)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, syscall.EEXIST) && !errors.Is(err, syscall.ENOTEMPTY) {
+				return err
+			}
+			old = stamp + "-" + strconv.Itoa(n)
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
