@@ -343,16 +343,22 @@ var prezeroedOK = sync.OnceValue(func() bool {
 })
 
 // runBootstrap runs the config's bootstrap argv with ROOT set. It runs in
-// its own process group so a cancel kills everything it started. It runs in
 // the config's BootstrapDir (the config file's directory) or else the
 // caller's working directory, never in a mount of ours: the daemon runs
 // from "/".
+//
+// Its first process is pid 1 of a new pid namespace and gets SIGKILL when
+// this process dies: the kernel then kills every process of the
+// bootstrap. Otherwise a thinroot killed mid-bootstrap left the
+// bootstrap's processes writing into a root that recovery had already
+// detached, holding its loop device until they ended. Its own process
+// group lets a cancel kill all of it too.
 func runBootstrap(ctx context.Context, c *Config, root string, out io.Writer) error {
 	cmd := exec.CommandContext(ctx, c.Bootstrap[0], c.Bootstrap[1:]...)
 	cmd.Dir = c.BootstrapDir
 	cmd.Env = append(append(os.Environ(), "ROOT="+root, "THINROOT_CONFIG="+c.Root), c.BootstrapEnv...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {

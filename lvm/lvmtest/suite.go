@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
@@ -470,12 +471,16 @@ func testKilledInit(t *testing.T, env Env) {
 			Chroot(t, w, "true")
 		})
 	}
-	// A kill from outside, in the middle of the bootstrap command.
+	// A kill from outside, in the middle of the bootstrap command, which
+	// holds a file open in the new root: none of its processes may outlive
+	// the killed process (they would keep the detached root and its
+	// device busy).
 	t.Run("external-kill-during-bootstrap", func(t *testing.T) {
 		f := NewFixture(t, env)
 		ready := filepath.Join(t.TempDir(), "started")
+		mark := strconv.Itoa(60+os.Getpid()%1000) + ".5"
 		cfg := f.Config
-		cfg.Bootstrap = []string{"/bin/sh", "-c", `touch "$READY"; sleep 60`}
+		cfg.Bootstrap = []string{"/bin/sh", "-c", `exec 3>"$ROOT/partial"; touch "$READY"; sleep ` + mark + `; true`}
 		cfg.BootstrapEnv = []string{"READY=" + ready}
 		cmd := f.helperCmd(helperJob{Op: "init", Config: cfg}, "")
 		if err := cmd.Start(); err != nil {
@@ -488,6 +493,9 @@ func testKilledInit(t *testing.T, env Env) {
 		}
 		cmd.Process.Kill()
 		cmd.Wait()
+		WaitFor(t, 5*time.Second, "the killed bootstrap's processes to die", func() bool {
+			return len(processesWithArgs("sleep", mark)) == 0
+		})
 		m := f.NewManager()
 		assertNoOwnVolumes(t, f, m, 0)
 		f.M = m
@@ -719,4 +727,21 @@ func testKilledRecords(t *testing.T, env Env) {
 		t.Errorf("after the current snapshot's removal was finished, head's current is %q, want postinit", cur)
 	}
 	f.M = m
+}
+
+// processesWithArgs lists the pids whose command line is exactly args.
+func processesWithArgs(args ...string) []int {
+	want := strings.Join(args, "\x00") + "\x00"
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && string(b) == want {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
