@@ -145,32 +145,49 @@ func (m *Manager) done(in *intent) {
 	in.path = ""
 }
 
-// liveIntents lists intents whose writers are still running.
-func (m *Manager) liveIntents() []intent {
+// intentOnDisk is an intent file and whether its writer still runs.
+type intentOnDisk struct {
+	intent
+	live bool
+}
+
+// intents lists the intents on disk: live ones (their writer holds the
+// lock) and dead ones not yet recovered.
+func (m *Manager) intents() []intentOnDisk {
 	ents, err := os.ReadDir(m.intentsDir())
 	if err != nil {
 		return nil
 	}
-	var out []intent
+	var out []intentOnDisk
 	for _, e := range ents {
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}
 		p := filepath.Join(m.intentsDir(), e.Name())
-		if _, held := LockHolder(p, true); !held {
-			continue
-		}
+		_, held := LockHolder(p, true)
 		var in intent
 		if data, err := os.ReadFile(p); err == nil && json.Unmarshal(data, &in) == nil {
-			out = append(out, in)
+			out = append(out, intentOnDisk{in, held})
 		}
 	}
 	return out
 }
 
 // Recover finishes the operations of processes that died half way. It is
-// safe to run at any time, from any process: live operations are skipped.
+// safe to run at any time, from any process: live operations are skipped,
+// and so are dead ones of a config whose lock someone holds (the holder
+// recovers them when it takes the lock; meanwhile their volumes are
+// hidden). Refresh runs it too, so a long-running daemon finishes what a
+// killed command left.
 func (m *Manager) Recover(ctx context.Context) error {
+	return m.recoverDead(ctx, "", false)
+}
+
+// recoverDead recovers the dead intents of root (every root when ""). The
+// caller holds root's config lock when haveLock is set; otherwise each
+// intent is recovered only if its config lock is free, so recovery never
+// runs beside an operation on the same config.
+func (m *Manager) recoverDead(ctx context.Context, root string, haveLock bool) error {
 	ents, err := os.ReadDir(m.intentsDir())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -188,12 +205,37 @@ func (m *Manager) Recover(ctx context.Context) error {
 		if err != nil || h == nil {
 			continue // its writer is alive
 		}
-		if err := m.recoverOne(ctx, p); err != nil {
+		if err := m.recoverLocked(ctx, p, root, haveLock); err != nil {
 			errs = append(errs, err)
 		}
 		h.Release()
 	}
 	return errors.Join(errs...)
+}
+
+// recoverLocked recovers one dead intent whose lock the caller holds.
+func (m *Manager) recoverLocked(ctx context.Context, path, root string, haveLock bool) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var in intent
+	if len(data) > 0 && json.Unmarshal(data, &in) == nil {
+		if root != "" && in.Root != root {
+			return nil
+		}
+		if !haveLock {
+			cl, err := TryLock(m.configLockPath(in.Root), true)
+			if err != nil {
+				return err
+			}
+			if cl == nil {
+				return nil // an operation on the config runs; it recovers this
+			}
+			defer cl.Release()
+		}
+	}
+	return m.recoverOne(ctx, path)
 }
 
 func (m *Manager) recoverOne(ctx context.Context, path string) error {
@@ -249,6 +291,9 @@ func (m *Manager) recoverOne(ctx context.Context, path string) error {
 		return fmt.Errorf("recover %s of %s: %w", in.Op, in.Root, errors.Join(errs...))
 	}
 	os.Remove(path)
+	// Every volume an intent names is gone now, whichever way it went;
+	// the cached report must not offer them to the next operation.
+	m.patch(in.Pool, nil, in.Volumes...)
 	m.invalidate(in.Pool)
 	return nil
 }

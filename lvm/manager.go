@@ -222,6 +222,9 @@ func (m *Manager) Changed() <-chan struct{} {
 // Refresh rescans every pool (one backend report each) and publishes a
 // new State.
 func (m *Manager) Refresh(ctx context.Context) (*State, error) {
+	if err := m.Recover(ctx); err != nil {
+		m.log.Warn("finishing interrupted operations", "err", err)
+	}
 	m.discover(ctx)
 	m.mu.Lock()
 	entries := make([]*poolEntry, 0, len(m.pools))
@@ -378,10 +381,24 @@ func (m *Manager) heldBy(root, ext string) string {
 
 // lockConfig serializes thinroot's operations on one config across
 // goroutines and processes.
+// Once it holds the lock it finishes the config's operations that died
+// half way, so no operation starts on top of another's leftovers.
 func (m *Manager) lockConfig(ctx context.Context, c *Config) (*HeldLock, error) {
-	return Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "config-"+c.Root+".lock"), true, func(Holder) {
+	l, err := Lock(ctx, m.configLockPath(c.Root), true, func(Holder) {
 		m.log.Info("waiting for another thinroot operation on the config", "config", c.Root)
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := m.recoverDead(ctx, c.Root, true); err != nil {
+		l.Release()
+		return nil, fmt.Errorf("config %s: finish an interrupted operation: %w", c.Root, err)
+	}
+	return l, nil
+}
+
+func (m *Manager) configLockPath(root string) string {
+	return filepath.Join(m.opts.StateDir, "locks", "config-"+root+".lock")
 }
 
 // lockShared takes mock's locks in shared mode, as mock holds them during

@@ -30,6 +30,7 @@ func Run(t *testing.T, env Env) {
 	t.Run("KilledInit", func(t *testing.T) { testKilledInit(t, env) })
 	t.Run("KilledWorkdirCreate", func(t *testing.T) { testKilledWorkdirCreate(t, env) })
 	t.Run("KilledOperationsKeepRecords", func(t *testing.T) { testKilledRecords(t, env) })
+	t.Run("KilledUnderRunningManager", func(t *testing.T) { testKilledUnderRunning(t, env) })
 	t.Run("Scrub", func(t *testing.T) { testScrub(t, env) })
 	t.Run("CurrentAndRollback", func(t *testing.T) { testCurrent(t, env) })
 	t.Run("ConfigWithoutFile", func(t *testing.T) { testDiscovered(t, env) })
@@ -744,4 +745,35 @@ func processesWithArgs(args ...string) []int {
 		}
 	}
 	return pids
+}
+
+// A Manager that keeps running (a daemon) while another process is killed
+// half way through an operation: at its next refresh it shows nothing of
+// the half-made workdir, finishes the dead operation (no intent, mount or
+// volume left), and can make that workdir itself.
+func testKilledUnderRunning(t *testing.T, env Env) {
+	f := NewFixture(t, env)
+	f.Init(0)
+	for _, point := range []string{"workdir-create:after-clone", "workdir-create:after-mount"} {
+		out, err := f.helperCmd(helperJob{Op: "workdir", Snapshot: lvm.PostInit, Ext: "victim"}, point).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
+			t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
+		}
+		st, err := f.M.Refresh(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, cs := st.Config(f.Root); cs.Workdir("victim") != nil {
+			t.Fatalf("after a kill at %s the running manager lists the half-made workdir: %+v", point, cs.Workdir("victim"))
+		}
+		if ents, _ := os.ReadDir(filepath.Join(f.StateDir, "intents")); len(ents) != 0 {
+			t.Fatalf("after a kill at %s and a refresh the dead operation is not finished: %d intents left", point, len(ents))
+		}
+		assertNoOwnVolumes(t, f, f.M, 1)
+		w := f.Workdir("", "victim")
+		Chroot(t, w, "true")
+		if err := f.M.RemoveWorkdir(ctx, f.Root, "victim"); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
