@@ -40,8 +40,11 @@ type intent struct {
 	// declared before it changes any: rolling back puts the old content
 	// back, finishing writes the new one.
 	Records []recordChange `json:"records,omitempty"`
-	PID     int            `json:"pid"`
-	Started time.Time      `json:"started"`
+	// RemovePool (scrub) removes the pool once no thin volume of anyone
+	// is left in it, as the finished operation would.
+	RemovePool bool      `json:"remove_pool,omitempty"`
+	PID        int       `json:"pid"`
+	Started    time.Time `json:"started"`
 
 	path string
 	lock *HeldLock
@@ -285,6 +288,11 @@ func (m *Manager) recoverOne(ctx context.Context, path string) error {
 		}
 		if err := setRecord(rc.Path, content); err != nil {
 			errs = append(errs, fmt.Errorf("record %s: %w", rc.Path, err))
+		}
+	}
+	if in.Forward && in.RemovePool && len(errs) == 0 {
+		if _, err := m.removeEmptyPool(ctx, be, in.Pool); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {

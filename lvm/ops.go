@@ -758,7 +758,8 @@ func (m *Manager) Scrub(ctx context.Context, root string) error {
 			mounts = append(mounts, c.RootPath(vn.Name))
 		}
 	}
-	in := &intent{Op: "scrub", Root: root, Pool: c.Pool, Backend: BackendKey(c), Forward: true, Volumes: ours, Mounts: mounts}
+	in := &intent{Op: "scrub", Root: root, Pool: c.Pool, Backend: BackendKey(c), Forward: true, Volumes: ours, Mounts: mounts,
+		RemovePool: true}
 	for _, ext := range snapinfoExts(c) {
 		in.Records = append(in.Records, changeRecord(c, ext, ""))
 	}
@@ -789,34 +790,47 @@ func (m *Manager) Scrub(ctx context.Context, root string) error {
 	}
 	m.clearRecords(c)
 	crashpoint.Hit("scrub:after-records")
-	r, err = m.rescan(ctx, c.Pool)
-	if err != nil {
-		return err
-	}
-	remaining := 0
-	for _, v := range r.Volumes {
-		if v.Thin {
-			remaining++
-		}
-	}
-	if remaining == 0 {
-		plock, err := Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "pool-"+c.Pool+".lock"), true, nil)
-		if err != nil {
-			return err
-		}
-		defer plock.Release()
-		if err := be.RemovePool(mctx, c.Pool); err != nil && !errors.Is(err, ErrNotEmpty) {
-			return fmt.Errorf("scrub %s: remove pool: %w", root, err)
-		}
-		m.mu.Lock()
-		if p, ok := m.pools[c.Pool]; ok {
-			p.report = nil
-		}
-		m.dirty = true
-		m.mu.Unlock()
-		m.log.Info("removed the pool: nothing else was in it", "pool", c.Pool)
+	if _, err := m.removeEmptyPool(ctx, be, c.Pool); err != nil {
+		return fmt.Errorf("scrub %s: %w", root, err)
 	}
 	return nil
+}
+
+// removeEmptyPool removes pool when no thin volume of anyone is left in
+// it (scrub of its last config, or the recovery of one).
+func (m *Manager) removeEmptyPool(ctx context.Context, be Backend, pool string) (bool, error) {
+	r, err := be.Scan(ctx, pool)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, v := range r.Volumes {
+		if v.Thin {
+			return false, nil
+		}
+	}
+	plock, err := Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "pool-"+pool+".lock"), true, nil)
+	if err != nil {
+		return false, err
+	}
+	defer plock.Release()
+	err = be.RemovePool(context.WithoutCancel(ctx), pool)
+	if errors.Is(err, ErrNotEmpty) || errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("remove pool %s: %w", pool, err)
+	}
+	m.mu.Lock()
+	if p, ok := m.pools[pool]; ok {
+		p.report = nil
+	}
+	m.dirty = true
+	m.mu.Unlock()
+	m.log.Info("removed the pool: nothing else was in it", "pool", pool)
+	return true, nil
 }
 
 func (m *Manager) clearRecords(c *Config) {

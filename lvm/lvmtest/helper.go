@@ -21,7 +21,7 @@ import (
 const helperEnv = "THINROOT_LVMTEST_HELPER"
 
 type helperJob struct {
-	Op       string     `json:"op"` // "init", "workdir", "snapshot", "remove-snapshot"
+	Op       string     `json:"op"` // "init", "workdir", "snapshot", "remove-snapshot", "scrub"
 	StateDir string     `json:"state_dir"`
 	Basedir  string     `json:"basedir"`
 	Config   lvm.Config `json:"config"`
@@ -67,6 +67,8 @@ func HelperMain(env Env) {
 		err = m.Snapshot(ctx, job.Config.Root, job.Ext, job.Name)
 	case "remove-snapshot":
 		err = m.RemoveSnapshot(ctx, job.Config.Root, job.Snapshot)
+	case "scrub":
+		err = m.Scrub(ctx, job.Config.Root)
 	default:
 		err = fmt.Errorf("unknown op %q", job.Op)
 	}

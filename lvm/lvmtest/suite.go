@@ -31,6 +31,7 @@ func Run(t *testing.T, env Env) {
 	t.Run("KilledWorkdirCreate", func(t *testing.T) { testKilledWorkdirCreate(t, env) })
 	t.Run("KilledOperationsKeepRecords", func(t *testing.T) { testKilledRecords(t, env) })
 	t.Run("KilledUnderRunningManager", func(t *testing.T) { testKilledUnderRunning(t, env) })
+	t.Run("KilledScrubOfLastConfig", func(t *testing.T) { testKilledScrubLast(t, env) })
 	t.Run("Scrub", func(t *testing.T) { testScrub(t, env) })
 	t.Run("CurrentAndRollback", func(t *testing.T) { testCurrent(t, env) })
 	t.Run("ConfigWithoutFile", func(t *testing.T) { testDiscovered(t, env) })
@@ -776,4 +777,31 @@ func testKilledUnderRunning(t *testing.T, env Env) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// Scrub of a pool's last config killed after its volumes and records are
+// gone: recovery finishes it, pool included, as the scrub would have.
+func testKilledScrubLast(t *testing.T, env Env) {
+	f := NewFixture(t, env)
+	f.Init(0)
+	f.Workdir("", "w")
+	point := "scrub:after-records"
+	out, err := f.helperCmd(helperJob{Op: "scrub"}, point).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
+		t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
+	}
+	m := f.NewManager()
+	if p := m.State().Pool(f.Pool); p != nil && p.Stats.SizeBytes != 0 {
+		t.Fatalf("after a scrub of the last config was killed and recovered, the pool is still there: %+v", p.Stats)
+	}
+	pools, err := f.Env.Backends(f.StateDir)[lvm.BackendKey(&f.Config)].Pools(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pools {
+		if p == f.Pool {
+			t.Fatalf("the backend still has pool %s", p)
+		}
+	}
+	f.M = m
 }
