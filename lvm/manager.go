@@ -394,7 +394,50 @@ func (m *Manager) lockConfig(ctx context.Context, c *Config) (*HeldLock, error) 
 		l.Release()
 		return nil, fmt.Errorf("config %s: finish an interrupted operation: %w", c.Root, err)
 	}
+	if err := m.syncPool(ctx, c.Pool); err != nil {
+		l.Release()
+		return nil, fmt.Errorf("config %s: %w", c.Root, err)
+	}
 	return l, nil
+}
+
+// syncPool rescans a pool for an operation that now holds its config's
+// lock, so that it decides on what is on disk rather than on a report
+// that another process (a second daemon, the CLI, mock) may have
+// outdated while this one waited for the lock: a stale report let two
+// processes both "remove" one workdir, or remove a snapshot that a
+// workdir had just been cloned from.
+func (m *Manager) syncPool(ctx context.Context, pool string) error {
+	m.mu.Lock()
+	p, ok := m.pools[pool]
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	for try := 0; ; try++ {
+		m.mu.Lock()
+		seen := p.patches
+		m.mu.Unlock()
+		r, err := p.backend.Scan(ctx, pool)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("scan pool %s: %w", pool, err)
+		}
+		m.mu.Lock()
+		// An operation of this process on another config of the pool may
+		// have patched the report during the scan; scan again rather than
+		// lose its patch (after a few tries the scan wins: that operation
+		// rescans under its own lock anyway).
+		if p.patches == seen || try >= 4 {
+			p.report, p.err = r, nil
+			// A Refresh whose scan began before this one must not
+			// overwrite it.
+			p.patches++
+			m.dirty = true
+			m.mu.Unlock()
+			return nil
+		}
+		m.mu.Unlock()
+	}
 }
 
 func (m *Manager) configLockPath(root string) string {

@@ -389,14 +389,10 @@ func (m *Manager) CreateWorkdir(ctx context.Context, root, snap, ext string) (*W
 	if err != nil {
 		return nil, err
 	}
-	if snap == "" {
-		snap, err = m.Current(root, ext)
-		if err != nil {
+	if snap != "" {
+		if err := ValidateSnapshot(root, snap); err != nil {
 			return nil, err
 		}
-	}
-	if err := ValidateSnapshot(root, snap); err != nil {
-		return nil, err
 	}
 	if err := ValidateExt(root, ext); err != nil {
 		return nil, err
@@ -414,6 +410,12 @@ func (m *Manager) CreateWorkdir(ctx context.Context, root, snap, ext string) (*W
 	r, err := m.needReady(c)
 	if err != nil {
 		return nil, err
+	}
+	if snap == "" {
+		// The ext's current snapshot as it is now, under the lock.
+		if snap, err = m.Current(root, ext); err != nil {
+			return nil, err
+		}
 	}
 	lv := WorkdirLV(root, ext)
 	if findVolume(r, lv) != nil {

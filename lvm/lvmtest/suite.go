@@ -32,6 +32,7 @@ func Run(t *testing.T, env Env) {
 	t.Run("KilledOperationsKeepRecords", func(t *testing.T) { testKilledRecords(t, env) })
 	t.Run("KilledUnderRunningManager", func(t *testing.T) { testKilledUnderRunning(t, env) })
 	t.Run("KilledScrubOfLastConfig", func(t *testing.T) { testKilledScrubLast(t, env) })
+	t.Run("TwoManagersOneConfig", func(t *testing.T) { testTwoManagers(t, env) })
 	t.Run("Scrub", func(t *testing.T) { testScrub(t, env) })
 	t.Run("CurrentAndRollback", func(t *testing.T) { testCurrent(t, env) })
 	t.Run("ConfigWithoutFile", func(t *testing.T) { testDiscovered(t, env) })
@@ -804,4 +805,45 @@ func testKilledScrubLast(t *testing.T, env Env) {
 		}
 	}
 	f.M = m
+}
+
+// Two Managers on one state directory (two daemons, or a daemon and the
+// CLI) act on one config; each decides on what is on disk when it holds
+// the config's lock, never on a view the other one has outdated since.
+func testTwoManagers(t *testing.T, env Env) {
+	f := NewFixture(t, env)
+	f.Init(0)
+	f.Workdir("", "w")
+	if err := f.M.Snapshot(ctx, f.Root, "w", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	a, b := f.NewManager(), f.NewManager()
+	if err := a.RemoveWorkdir(ctx, f.Root, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveWorkdir(ctx, f.Root, "w"); !errors.Is(err, lvm.ErrNotFound) {
+		t.Errorf("the second removal of one workdir: %v, want ErrNotFound", err)
+	}
+	if _, err := a.CreateWorkdir(ctx, f.Root, "s1", "from-s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveSnapshot(ctx, f.Root, "s1"); !errors.Is(err, lvm.ErrNotEmpty) {
+		t.Errorf("removing a snapshot another process just cloned: %v, want ErrNotEmpty", err)
+	}
+	if err := a.RemoveWorkdir(ctx, f.Root, "from-s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RemoveSnapshot(ctx, f.Root, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetCurrent(ctx, f.Root, lvm.DefaultExt, "s1"); !errors.Is(err, lvm.ErrNotFound) {
+		t.Errorf("making a snapshot another process removed current: %v, want ErrNotFound", err)
+	}
+	if _, err := a.CreateWorkdir(ctx, f.Root, "", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CreateWorkdir(ctx, f.Root, "", "x"); !errors.Is(err, lvm.ErrExists) {
+		t.Errorf("creating a workdir another process just made: %v, want ErrExists", err)
+	}
+	f.M = a
 }
