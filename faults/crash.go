@@ -80,7 +80,7 @@ func ops(t testing.TB) []crashOp {
 		{
 			name: "init",
 			points: []string{"init:before-base", "base-create:after", "base-create:after-mkfs", "bootstrap:before",
-				External, "bootstrap:after", "postinit:before", "postinit:after", "postinit:after-record",
+				External, "bootstrap:after", "postinit:before", "postinit:after", "postinit:after-unmount", "postinit:after-record",
 				"postinit:after-base-remove"},
 			setup: func(w *World) {},
 			op:    Op{Kind: "init"},

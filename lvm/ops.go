@@ -244,7 +244,7 @@ func (m *Manager) bootstrap(mctx, bctx context.Context, c *Config, r *PoolReport
 	}
 	os.Remove(m.statusPath(c.Root))
 	in := &intent{Op: "init", Root: c.Root, Pool: c.Pool, Backend: BackendKey(c),
-		Volumes: []string{base, postinit}, Mounts: []string{target},
+		Volumes: []string{base, postinit}, Mounts: []string{target}, Frozen: []string{target},
 		Records: []recordChange{changeRecord(c, c.UniqueExt, postinit)}}
 	if err := m.begin(in); err != nil {
 		return false, err
@@ -294,15 +294,22 @@ func (m *Manager) bootstrap(mctx, bctx context.Context, c *Config, r *PoolReport
 		return fail("bootstrap", err)
 	}
 	crashpoint.Hit("bootstrap:after")
-	if err := unmountRoot(target, false); err != nil {
-		return fail("unmount base", err)
-	}
+	// postinit is taken while the base is still mounted, frozen for the
+	// copy. After an unmount the filesystem is not necessarily shut down
+	// and written out: any process that made itself a mount namespace
+	// meanwhile (a build's sandbox, unshare, systemd) holds a copy of the
+	// mount, the unmount then only detaches ours, and a copy of the image
+	// would miss what the bootstrap wrote.
 	crashpoint.Hit("postinit:before")
-	snap, err := be.Snapshot(mctx, c.Pool, base, postinit, SnapshotOptions{})
+	snap, err := be.Snapshot(mctx, c.Pool, base, postinit, SnapshotOptions{OriginMount: target})
 	if err != nil {
 		return fail("postinit snapshot", err)
 	}
 	crashpoint.Hit("postinit:after")
+	if err := unmountRoot(target, false); err != nil {
+		return fail("unmount base", err)
+	}
+	crashpoint.Hit("postinit:after-unmount")
 	if err := writeSnapinfo(c, c.UniqueExt, postinit); err != nil {
 		return fail("record current snapshot", err)
 	}

@@ -33,6 +33,7 @@ func Run(t *testing.T, env Env) {
 	t.Run("KilledUnderRunningManager", func(t *testing.T) { testKilledUnderRunning(t, env) })
 	t.Run("KilledScrubOfLastConfig", func(t *testing.T) { testKilledScrubLast(t, env) })
 	t.Run("TwoManagersOneConfig", func(t *testing.T) { testTwoManagers(t, env) })
+	t.Run("InitBesideAnotherMountNamespace", func(t *testing.T) { testInitBesideNamespace(t, env) })
 	t.Run("Scrub", func(t *testing.T) { testScrub(t, env) })
 	t.Run("CurrentAndRollback", func(t *testing.T) { testCurrent(t, env) })
 	t.Run("ConfigWithoutFile", func(t *testing.T) { testDiscovered(t, env) })
@@ -846,4 +847,46 @@ func testTwoManagers(t *testing.T, env Env) {
 		t.Errorf("creating a workdir another process just made: %v, want ErrExists", err)
 	}
 	f.M = a
+}
+
+// A process that makes itself a mount namespace while a config is being
+// bootstrapped (every build's sandbox does, and so do unshare and
+// systemd) holds a copy of the base's mount; unmounting ours then does
+// not write the filesystem out. postinit must hold the bootstrapped root
+// all the same.
+func testInitBesideNamespace(t *testing.T, env Env) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatalf("unshare (util-linux) is missing: %v", err)
+	}
+	f := NewFixture(t, env)
+	dir := t.TempDir()
+	ready, goOn := filepath.Join(dir, "ready"), filepath.Join(dir, "go")
+	f.Config.Bootstrap = []string{"/bin/sh", "-c", `/bin/sh "$SCRIPT" && touch "$READY" && while [ ! -e "$GO" ]; do sleep 0.05; done`}
+	f.Config.BootstrapEnv = []string{"SCRIPT=" + BootstrapScript(t), "READY=" + ready, "GO=" + goOn}
+	if err := f.M.AddConfig(f.Config); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := f.M.Init(ctx, f.Root, TestWriter(t)); done <- err }()
+	WaitFor(t, 60*time.Second, "the bootstrap", func() bool { _, err := os.Stat(ready); return err == nil })
+	holder := exec.Command("unshare", "--mount", "--propagation", "private", "sleep", "120")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	// unshare has copied the mounts once its sleep runs.
+	WaitFor(t, 10*time.Second, "the other namespace", func() bool {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(holder.Process.Pid) + "/cmdline")
+		return strings.HasPrefix(string(b), "sleep")
+	})
+	if err := os.WriteFile(goOn, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	w := f.Workdir("", "check")
+	if got := Chroot(t, w, "cat /etc/issue"); !strings.Contains(got, "thinroot busybox buildroot") {
+		t.Fatalf("a workdir of postinit reads %q", got)
+	}
 }
