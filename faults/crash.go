@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -422,7 +423,7 @@ func checkInterruptedBuild(t *testing.T, w *World, b *builder.Builder, point str
 		r.Check(err == nil && string(data) == "made\n", "the killed build's result is lost: %q %v", data, err)
 	}
 	lvmtest.WaitFor(t, 10*time.Second, "the killed build's processes to go", func() bool {
-		return len(processesIn(rec.Workdir)) == 0
+		return len(buildProcs("THINROOT_BUILD_ID="+rec.ID)) == 0
 	})
 }
 
@@ -440,19 +441,21 @@ func retryBuild(t *testing.T, w *World, b *builder.Builder, req builder.Request,
 	r.Check(err == nil && string(data) == "made\n", "the next build's result: %q %v", data, err)
 }
 
-// processesIn lists processes whose root is dir.
-func processesIn(dir string) []int {
-	if dir == "" {
-		return nil
-	}
+// buildProcs lists the pids whose environment or command line holds mark. A
+// build's processes inherit THINROOT_BUILD_ID=<id>, and its sandbox's
+// init carries its spec (with that variable) on its command line; their
+// root, after the sandbox's pivot_root, names no host path.
+func buildProcs(mark string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if r, err := os.Readlink("/proc/" + e.Name() + "/root"); err == nil && r == dir {
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if bytes.Contains(env, []byte(mark)) || bytes.Contains(cmdline, []byte(mark)) {
 			pids = append(pids, pid)
 		}
 	}
