@@ -474,3 +474,28 @@ func daemonHelper() {
 	wg.Add(1)
 	wg.Wait()
 }
+
+// A second daemon starting on the same state directory while the first
+// runs a build leaves that build alone: it is not marked interrupted and
+// its workdir stays. Builds whose daemon is gone are still closed.
+func TestSecondDaemonLeavesRunningBuilds(t *testing.T) {
+	w := newWorld(t, 1)
+	w.f.Init(0)
+	b := w.submit(t, builder.Request{Command: []string{"/bin/sh", "-c", "echo started; sleep 3"}})
+	w.waitStarted(t, b.ID)
+	rec, _ := w.b.Get(b.ID)
+	other, err := builder.New(context.Background(), builder.Options{StateDir: w.f.StateDir, Jobs: 1, Manager: w.f.NewManager(),
+		Log: w.f.Log, Resolve: func(string) (builder.ConfigInfo, error) { return w.info, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := other.Get(b.ID); got.State == builder.StateInterrupted {
+		t.Fatal("a second daemon marked the first one's running build interrupted")
+	}
+	if _, err := os.Stat(filepath.Join(rec.Workdir, "etc", "issue")); err != nil {
+		t.Fatalf("a second daemon removed a running build's workdir: %v", err)
+	}
+	if fin := w.wait(t, b.ID); fin.State != builder.StateSucceeded {
+		t.Fatalf("the build ended %s: %s", fin.State, fin.Error)
+	}
+}
