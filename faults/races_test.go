@@ -244,3 +244,77 @@ func build(sock, root, ext string) error {
 	}
 	return fmt.Errorf("build %s did not end", b.ID)
 }
+
+// TestSecondDaemonDuringBuild: a second daemon starts on the same state
+// directory while the first one runs a build. The build is the first
+// daemon's: the newcomer must neither mark it interrupted nor remove its
+// workdir, and the build ends as it would have.
+func TestSecondDaemonDuringBuild(t *testing.T) {
+	r := faults.Record(t, "races", "second daemon starts during a build", "file")
+	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{})
+	w.Init(0)
+	dir := publicDir(t)
+	mnt1, mnt2 := filepath.Join(dir, "d1"), filepath.Join(dir, "d2")
+	os.Mkdir(mnt1, 0o755)
+	os.Mkdir(mnt2, 0o755)
+	d1 := startServer(t, w, "serve", mnt1)
+	for run := 0; run < faults.Runs(); run++ {
+		r.Run()
+		gate := filepath.Join(t.TempDir(), "go")
+		body, _ := json.Marshal(builder.Request{Config: w.Root, UniqueExt: fmt.Sprintf("long%d", run),
+			Command: []string{"/bin/sh", "-c", `echo started; while [ ! -e /builddir/results/go ]; do sleep 0.1; done; echo done`}})
+		resp, err := apiClient(d1.socket).Post("http://thinroot/v1/builds", "application/json", bytes.NewReader(body))
+		r.Must(err == nil && resp.StatusCode == 201, "submit: %v", err)
+		var b builder.Build
+		json.NewDecoder(resp.Body).Decode(&b)
+		resp.Body.Close()
+		logPath := filepath.Join(w.StateDir, "builds", b.ID, "log")
+		lvmtestWait(t, "the build to start", func() bool { return strings.Contains(readOr(logPath), "started") })
+		rec := getBuild(t, d1.socket, b.ID)
+
+		d2 := startServer(t, w, "serve", mnt2)
+		time.Sleep(500 * time.Millisecond)
+		after := getBuild(t, d1.socket, b.ID)
+		r.Check(after.State == builder.StateBuilding, "the first daemon's build is %s after a second daemon started, want building", after.State)
+		_, err = os.Stat(filepath.Join(rec.Workdir, "etc", "issue"))
+		r.Check(err == nil, "the running build's workdir is gone after a second daemon started: %v", err)
+		r.Check(!strings.Contains(d2.logText(), "build was interrupted"), "the second daemon interrupted a build it does not run")
+		os.WriteFile(gate, nil, 0o644)
+		os.WriteFile(filepath.Join(rec.ResultDir, "go"), nil, 0o644)
+		lvmtestWait(t, "the build to end", func() bool { return builder.Final(getBuild(t, d1.socket, b.ID).State) })
+		fin := getBuild(t, d1.socket, b.ID)
+		r.Check(fin.State == builder.StateSucceeded, "the build ended %s (%s)", fin.State, fin.Error)
+		d2.cmd.Process.Signal(syscall.SIGTERM)
+		d2.waitExit(15 * time.Second)
+		// The second daemon's view of the build, now that it is over.
+		var onDisk builder.Build
+		data, _ := os.ReadFile(filepath.Join(w.StateDir, "builds", b.ID, "build.json"))
+		json.Unmarshal(data, &onDisk)
+		r.Check(onDisk.State == builder.StateSucceeded, "the build's record says %s", onDisk.State)
+	}
+}
+
+func getBuild(t *testing.T, sock, id string) builder.Build {
+	t.Helper()
+	resp, err := apiClient(sock).Get("http://thinroot/v1/builds/" + id)
+	if err != nil {
+		t.Fatalf("get build %s: %v", id, err)
+	}
+	defer resp.Body.Close()
+	var b builder.Build
+	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil {
+		t.Fatalf("get build %s: %v", id, err)
+	}
+	return b
+}
+
+func lvmtestWait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
