@@ -115,34 +115,35 @@ func snapsOf(p faults.Picture, root string) []string {
 func cliOp(t *testing.T, w *faults.World, rnd *rand.Rand, p faults.Picture) func() faults.Done {
 	c := p.Configs[w.Root]
 	op := faults.Op{Root: w.Root}
+	var verb string
 	var args []string
 	var maybe []faults.Op
 	switch n := rnd.Intn(20); {
 	case !c.Ready && n < 12, n == 0:
-		op.Kind, args = "init", []string{"init", w.Root}
+		op.Kind, verb, args = "init", "init", []string{w.Root}
 	case n == 1:
-		op.Kind, args = "scrub", []string{"scrub", w.Root}
+		op.Kind, verb, args = "scrub", "scrub", []string{w.Root}
 	case n < 5:
 		op.Kind, op.Ext, op.Name = "snapshot", pick(rnd, raceExts), pick(rnd, raceSnaps)
-		args = []string{"snapshot", w.Root, op.Name, "--uniqueext", op.Ext}
+		verb, args = "snapshot --uniqueext "+op.Ext, []string{w.Root, op.Name}
 	case n < 8:
 		op.Kind, op.Ext, op.Snap = "rollback-to", lvm.DefaultExt, pick(rnd, append(snapsOf(p, w.Root), "s3"))
-		args = []string{"rollback-to", w.Root, op.Snap}
+		verb, args = "rollback-to", []string{w.Root, op.Snap}
 		maybe = []faults.Op{{Kind: "set-current", Root: w.Root, Ext: lvm.DefaultExt, Snap: op.Snap}}
 	case n < 11:
 		op.Kind, op.Snap = "remove-snapshot", pick(rnd, raceSnaps)
-		args = []string{"remove-snapshot", w.Root, op.Snap}
+		verb, args = "remove-snapshot", []string{w.Root, op.Snap}
 	case n < 16:
 		op.Kind, op.Snap, op.Ext = "workdir-create", pick(rnd, snapsOf(p, w.Root)), pick(rnd, raceExts)
-		args = []string{"workdir", "create", w.Root, op.Ext, "--snapshot", op.Snap}
+		verb, args = "workdir create --snapshot "+op.Snap, []string{w.Root, op.Ext}
 	default:
 		op.Kind, op.Ext = "workdir-remove", pick(rnd, raceExts)
-		args = []string{"workdir", "remove", w.Root, op.Ext}
+		verb, args = "workdir remove", []string{w.Root, op.Ext}
 	}
 	return func() faults.Done {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		out, err := cli(ctx, t, w, args...)
+		out, err := cli(ctx, t, w, verb, args...)
 		d := faults.Done{Actor: "cli", Op: op, OK: err == nil, Maybe: maybe}
 		if err != nil {
 			d.Err = lastLine(out)

@@ -149,10 +149,14 @@ func (s *server) waitExit(d time.Duration) bool {
 	}
 }
 
-// cli runs the binary: args, then the world's flags.
-func cli(ctx context.Context, t testing.TB, w *faults.World, args ...string) (string, error) {
+// cli runs the binary: the verb ("workdir create"), the world's flags,
+// then args after "--", so that an argument that starts with '-' reaches
+// the command as one.
+func cli(ctx context.Context, t testing.TB, w *faults.World, verb string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, thinrootBin(t), append(args, worldFlags(t, w)...)...)
+	argv := append(strings.Fields(verb), worldFlags(t, w)...)
+	argv = append(append(argv, "--"), args...)
+	cmd := exec.CommandContext(ctx, thinrootBin(t), argv...)
 	cmd.Dir = "/"
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -179,5 +183,3 @@ func treePaths(mnt string, w *faults.World) (config, snaps string) {
 	config = filepath.Join(mnt, "pools", w.Pool, "configs", w.Root)
 	return config, filepath.Join(config, "snapshots")
 }
-
-var _ = strings.TrimSpace
