@@ -25,8 +25,10 @@ func TestMain(m *testing.M) {
 	// Builds re-execute the test binary as their sandbox's init, and the
 	// crash matrix runs it again as the process it kills.
 	sandbox.Main()
+	probeMain()
 	faults.HelperMain(fileEnv)
 	code := m.Run()
 	testbin.Remove()
+	removeProbe()
 	os.Exit(code)
 }
