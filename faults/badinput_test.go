@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -61,11 +62,16 @@ func TestBadNames(t *testing.T) {
 			switch c.class {
 			case "slash":
 				r.Check(errors.Is(err, syscall.ENOENT), "mkdir %q: %v, want ENOENT (the kernel walks the '/')", c.name, err)
+				r.Leave("mkdir never hands a name with '/' to the tree: the kernel walks it as a path (ENOENT here), so the tree cannot answer EINVAL; action files, CLI and API refuse it with the reason")
 			case "dot-dot":
 				r.Check(errors.Is(err, syscall.EEXIST), "mkdir %q: %v, want EEXIST (the kernel's '..')", c.name, err)
+				r.Leave("mkdir of '..' is the kernel's (EEXIST) and never reaches the tree; action files, CLI and API refuse it with the reason")
 			case "NUL", "empty":
 				r.Check(errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.EEXIST),
 					"mkdir %q: %v, want refused before the tree", c.name, err)
+				if c.class == "NUL" {
+					r.Leave("a path cannot carry NUL: mkdir fails in the C library/Go (EINVAL) before the tree; action files and the API refuse it with the reason; argv cannot carry it to the CLI")
+				}
 			case "2000 bytes":
 				r.Check(errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENAMETOOLONG),
 					"mkdir of %d bytes: %v, want EINVAL (or ENAMETOOLONG from the kernel)", len(c.name), err)
@@ -89,6 +95,14 @@ func TestBadNames(t *testing.T) {
 				r.Check(err != nil && strings.Contains(out, "invalid unique-ext name"), "workdir create %q: %v\n%s", c.name, err, out)
 				out, err = cli(ctx, t, w, "remove-snapshot", w.Root, c.name)
 				r.Check(err != nil && strings.Contains(out, "invalid snapshot name"), "remove-snapshot %q: %v\n%s", c.name, err, out)
+			}
+			if c.class == "leading dash" {
+				// Without "--" the name is an option to the CLI, as to any
+				// getopt program: refused as one, naming it.
+				argv := append([]string{"workdir", "create"}, worldFlags(t, w)...)
+				out, err := exec.Command(thinrootBin(t), append(argv, w.Root, c.name)...).CombinedOutput()
+				r.Check(err != nil && strings.Contains(string(out), "-rf"), "workdir create %s without --: %v\n%s", c.name, err, out)
+				r.Leave("the CLI reads a name starting with '-' as an option unless it follows '--' (a usage error naming it, exit 2); after '--' it refuses the name with the reason")
 			}
 			// The API (where an empty name means the default).
 			for _, field := range []string{"uniqueext", "snapshot"} {
