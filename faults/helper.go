@@ -24,7 +24,8 @@ const helperEnv = "THINROOT_FAULTS_HELPER"
 
 // Job is what a helper process does.
 type Job struct {
-	Op       string       `json:"op"` // an Op kind, or "build"
+	Op       string       `json:"op"`      // an Op kind, or "build"
+	Backend  string       `json:"backend"` // lvmtest.Env.Name
 	StateDir string       `json:"state_dir"`
 	Basedir  string       `json:"basedir"`
 	Configs  []lvm.Config `json:"configs"`
@@ -39,8 +40,9 @@ type Job struct {
 }
 
 // HelperMain runs a helper job if this process was started as one, and
-// never returns then. Call it from TestMain, after sandbox.Main.
-func HelperMain(env lvmtest.Env) {
+// never returns then. Call it from TestMain, after sandbox.Main, with every
+// backend the test binary runs the matrix on.
+func HelperMain(envs ...lvmtest.Env) {
 	spec := os.Getenv(helperEnv)
 	if spec == "" {
 		return
@@ -50,7 +52,17 @@ func HelperMain(env lvmtest.Env) {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		os.Exit(3)
 	}
-	if err := runJob(env, job); err != nil {
+	var env *lvmtest.Env
+	for i := range envs {
+		if envs[i].Name == job.Backend {
+			env = &envs[i]
+		}
+	}
+	if env == nil {
+		fmt.Fprintf(os.Stderr, "helper: no backend %q in this binary\n", job.Backend)
+		os.Exit(3)
+	}
+	if err := runJob(*env, job); err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		os.Exit(1)
 	}

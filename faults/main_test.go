@@ -21,12 +21,16 @@ var fileEnv = lvmtest.Env{
 	Config: func(root, pool string) lvm.Config { return lvm.Config{Backend: file.Kind} },
 }
 
+// moreEnvs are the backends other files of this package add (the lvm2
+// one, built with -tags lvm2 for the VM).
+var moreEnvs []lvmtest.Env
+
 func TestMain(m *testing.M) {
 	// Builds re-execute the test binary as their sandbox's init, and the
 	// crash matrix runs it again as the process it kills.
 	sandbox.Main()
 	probeMain()
-	faults.HelperMain(fileEnv)
+	faults.HelperMain(append([]lvmtest.Env{fileEnv}, moreEnvs...)...)
 	code := m.Run()
 	testbin.Remove()
 	removeProbe()

@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"sort"
@@ -11,8 +12,13 @@ import (
 )
 
 // ReportEnv names the file the suite appends its results to, one JSON
-// object per line (a Case). Unset, nothing is written.
+// object per line (a Case). Unset, nothing is written. "stdout" prints
+// each line on standard output after ConsoleMark instead: in the VM,
+// files written go to a tmpfs, and the console is what comes back.
 const ReportEnv = "THINROOT_FAULTS_REPORT"
+
+// ConsoleMark starts a report line printed on standard output.
+const ConsoleMark = "THINROOT-FAULTS-CASE "
 
 // Case is one line of the report: one scenario case (a crash point, a
 // race round set, a bad-input class) with how often it ran and what it
@@ -136,6 +142,10 @@ func (r *Rec) write() {
 	}
 	reportMu.Lock()
 	defer reportMu.Unlock()
+	if path == "stdout" {
+		os.Stdout.Write(append(append([]byte(ConsoleMark), data...), '\n'))
+		return
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		r.t.Errorf("report: %v", err)
@@ -156,6 +166,13 @@ func ReadReport(path string) ([]Case, error) {
 	}
 	var out []Case
 	for _, line := range splitLines(data) {
+		// Lines copied from a console keep their mark (and whatever came
+		// before it on the line).
+		if i := bytes.Index(line, []byte(ConsoleMark)); i >= 0 {
+			line = line[i+len(ConsoleMark):]
+		} else if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("{")) {
+			continue
+		}
 		var c Case
 		if err := json.Unmarshal(line, &c); err != nil {
 			return nil, err

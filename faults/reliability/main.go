@@ -75,15 +75,20 @@ var suites = []struct{ name, title, what, how string }{
 type fix struct{ hash, subject, suite string }
 
 func main() {
-	report := flag.String("report", "", "the suite's JSON lines")
+	report := flag.String("report", "", "the suite's JSON lines (comma-separated files; console logs with marked lines work too)")
 	out := flag.String("out", "RELIABILITY.md", "where to write")
 	repo := flag.String("repo", ".", "the git work tree, for the fixes' commits")
 	flag.Parse()
-	cases, err := faults.ReadReport(*report)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "reliability:", err)
-		os.Exit(1)
+	var cases []faults.Case
+	for _, f := range strings.Split(*report, ",") {
+		cs, err := faults.ReadReport(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "reliability:", err)
+			os.Exit(1)
+		}
+		cases = append(cases, cs...)
 	}
+	sort.SliceStable(cases, func(i, j int) bool { return cases[i].Suite < cases[j].Suite })
 	fixes, err := fixesFrom(*repo)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "reliability: reading the fixes from git:", err)
