@@ -241,9 +241,9 @@ echo end`, s.socket, filepath.Join(byRoot, "root", "kept"), w.StateDir, w.StateD
 // TestModes: the socket is 0660 root:group (thinroot(1)); the tree's
 // nodes have the modes thinroot-tree(5) gives (root and the group own
 // everything; 0775 where mkdir and rmdir act, 0664 for the action files,
-// 0555 and 0444 elsewhere); volume and pool images are readable by root
-// only; nothing thinroot writes in its state directory or the basedir is
-// writable by others.
+// 0555 and 0444 elsewhere); volume and pool images are root's only and
+// nothing thinroot writes in its state directory or the basedir is
+// writable by others (thinroot(1), FILES).
 func TestModes(t *testing.T) {
 	r := faults.Record(t, "security", "modes of the socket, the tree and the state files", "file")
 	w, s := secureWorld(t)
