@@ -215,7 +215,12 @@ func statusOf(err error) int {
 }
 
 func (s *Server) mayChange(w http.ResponseWriter, r *http.Request) (Cred, bool) {
-	cr, _ := CredFrom(r.Context())
+	cr, ok := CredFrom(r.Context())
+	if !ok {
+		// No identity reached the handler: nobody, never root (the zero
+		// Cred is uid 0).
+		cr = Cred{UID: -1, GID: -1}
+	}
 	if !cr.MayChange(s.GID) {
 		writeErr(w, http.StatusForbidden, fmt.Errorf("uid %d may not change anything: only root and members of group %d may", cr.UID, s.GID))
 		return cr, false

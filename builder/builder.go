@@ -76,6 +76,10 @@ type entry struct {
 	b      Build
 	log    *logStream
 	cancel context.CancelCauseFunc
+	// own is held from submission until the build is final: it tells
+	// another daemon on the same state directory that this build is not
+	// its to close.
+	own *lvm.HeldLock
 }
 
 var (
@@ -109,7 +113,18 @@ func New(ctx context.Context, opts Options) (*Builder, error) {
 		}
 		e := &entry{b: rec, log: finishedLog(b.logPath(rec.ID))}
 		if !Final(rec.State) {
-			b.interrupted(ctx, e)
+			h, err := lvm.TryLock(b.ownPath(rec.ID), true)
+			switch {
+			case err != nil:
+				b.log.Warn("build record lock", "build", rec.ID, "err", err)
+			case h == nil:
+				// Another daemon on this state directory runs or queues
+				// it: not ours to close.
+				b.log.Info("build belongs to another running daemon", "build", rec.ID, "state", rec.State)
+			default:
+				b.interrupted(ctx, e)
+				h.Release()
+			}
 		}
 		b.builds[rec.ID] = e
 	}
@@ -120,6 +135,7 @@ func (b *Builder) dir() string                 { return filepath.Join(b.opts.Sta
 func (b *Builder) buildDir(id string) string   { return filepath.Join(b.dir(), id) }
 func (b *Builder) logPath(id string) string    { return filepath.Join(b.buildDir(id), "log") }
 func (b *Builder) recordPath(id string) string { return filepath.Join(b.buildDir(id), "build.json") }
+func (b *Builder) ownPath(id string) string    { return filepath.Join(b.buildDir(id), "lock") }
 
 // interrupted closes the record of a build the previous daemon left
 // running and removes its workdir; nothing else is touched.
@@ -211,14 +227,20 @@ func (b *Builder) Submit(req Request, owner int) (Build, error) {
 	if err := os.MkdirAll(b.buildDir(id), 0o755); err != nil {
 		return Build{}, err
 	}
+	own, err := lvm.TryLock(b.ownPath(id), true)
+	if err != nil || own == nil {
+		return Build{}, fmt.Errorf("lock build %s: %v", id, err)
+	}
 	ls, err := newLogStream(b.logPath(id))
 	if err != nil {
+		own.Release()
 		return Build{}, err
 	}
 	if err := b.save(&rec); err != nil {
+		own.Release()
 		return Build{}, err
 	}
-	e := &entry{b: rec, log: ls}
+	e := &entry{b: rec, log: ls, own: own}
 	b.mu.Lock()
 	b.builds[id] = e
 	if _, ok := b.queues[req.Config]; !ok {
@@ -308,6 +330,9 @@ func (b *Builder) setState(e *entry, state string, mutate func(*Build)) {
 	e.log.phase()
 	if err := b.save(&rec); err != nil {
 		b.log.Error("save build record", "build", rec.ID, "err", err)
+	}
+	if Final(state) {
+		e.own.Release()
 	}
 }
 

@@ -1,6 +1,7 @@
 package builder_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -298,7 +299,7 @@ func TestCancelAndTimeout(t *testing.T) {
 	if fin.State != builder.StateCancelled {
 		t.Fatalf("state %s, want cancelled", fin.State)
 	}
-	assertGone(t, w, root)
+	assertGone(t, w, b.ID, root)
 	if err := w.b.Cancel(b.ID, 0); !errors.Is(err, builder.ErrFinished) {
 		t.Fatalf("cancel of a finished build: %v", err)
 	}
@@ -308,12 +309,14 @@ func TestCancelAndTimeout(t *testing.T) {
 	if fin.State != builder.StateTimedOut {
 		t.Fatalf("state %s (%s), want timed-out", fin.State, fin.Error)
 	}
-	assertGone(t, w, fin.Workdir)
+	assertGone(t, w, tb.ID, fin.Workdir)
 }
 
-func assertGone(t *testing.T, w *world, root string) {
+func assertGone(t *testing.T, w *world, id, root string) {
 	t.Helper()
-	lvmtest.WaitFor(t, 10*time.Second, "the build's processes to die", func() bool { return len(inRoot(root)) == 0 })
+	lvmtest.WaitFor(t, 10*time.Second, "the build's processes to die", func() bool {
+		return len(buildProcs("THINROOT_BUILD_ID="+id)) == 0
+	})
 	table, _ := mount.Table()
 	for _, e := range table {
 		if strings.HasPrefix(e.Mountpoint, root) {
@@ -326,15 +329,21 @@ func assertGone(t *testing.T, w *world, root string) {
 	}
 }
 
-func inRoot(root string) []int {
+// buildProcs lists the pids whose environment or command line holds mark. A
+// build's processes inherit THINROOT_BUILD_ID=<id>, and its sandbox's
+// init carries its spec (with that variable) on its command line; their
+// root, after the sandbox's pivot_root, names no host path.
+func buildProcs(mark string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if r, err := os.Readlink("/proc/" + e.Name() + "/root"); err == nil && r == root {
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if bytes.Contains(env, []byte(mark)) || bytes.Contains(cmdline, []byte(mark)) {
 			pids = append(pids, pid)
 		}
 	}
@@ -417,7 +426,9 @@ func TestDaemonKilledMidBuild(t *testing.T) {
 	if got := lvmtest.Chroot(t, other, "cat /root/here"); got != "still\n" {
 		t.Fatalf("bystander workdir damaged: %q", got)
 	}
-	lvmtest.WaitFor(t, 10*time.Second, "the killed build's processes to die", func() bool { return len(inRoot(b.Workdir)) == 0 })
+	lvmtest.WaitFor(t, 10*time.Second, "the killed build's processes to die", func() bool {
+		return len(buildProcs("THINROOT_BUILD_ID="+id)) == 0
+	})
 }
 
 const daemonEnv = "THINROOT_BUILDER_TEST_DAEMON"
@@ -462,4 +473,29 @@ func daemonHelper() {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	wg.Wait()
+}
+
+// A second daemon starting on the same state directory while the first
+// runs a build leaves that build alone: it is not marked interrupted and
+// its workdir stays. Builds whose daemon is gone are still closed.
+func TestSecondDaemonLeavesRunningBuilds(t *testing.T) {
+	w := newWorld(t, 1)
+	w.f.Init(0)
+	b := w.submit(t, builder.Request{Command: []string{"/bin/sh", "-c", "echo started; sleep 3"}})
+	w.waitStarted(t, b.ID)
+	rec, _ := w.b.Get(b.ID)
+	other, err := builder.New(context.Background(), builder.Options{StateDir: w.f.StateDir, Jobs: 1, Manager: w.f.NewManager(),
+		Log: w.f.Log, Resolve: func(string) (builder.ConfigInfo, error) { return w.info, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := other.Get(b.ID); got.State == builder.StateInterrupted {
+		t.Fatal("a second daemon marked the first one's running build interrupted")
+	}
+	if _, err := os.Stat(filepath.Join(rec.Workdir, "etc", "issue")); err != nil {
+		t.Fatalf("a second daemon removed a running build's workdir: %v", err)
+	}
+	if fin := w.wait(t, b.ID); fin.State != builder.StateSucceeded {
+		t.Fatalf("the build ended %s: %s", fin.State, fin.Error)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/crashpoint"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/sandbox"
 )
@@ -118,12 +119,15 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		return
 	}
 	b.setState(e, StateBuilding, func(r *Build) { r.ResultDir = resultDir })
+	crashpoint.Hit("build:start")
 	code, err := b.execute(ctx, e, info, w.Mountpoint, resultDir)
+	crashpoint.Hit("build:finish")
 
 	// 4. Collect: the results are in place (bind-mounted); close the log
 	//    copy, remove the workdir, record the outcome.
 	b.setState(e, StateCollecting, nil)
 	removeWorkdir()
+	crashpoint.Hit("build:collected")
 	switch {
 	case errors.Is(context.Cause(ctx), errCancelled), errors.Is(context.Cause(ctx), errShutdown):
 		fail(StateCancelled, context.Cause(ctx))
@@ -222,9 +226,19 @@ func exitCode(ee *exec.ExitError, err error) int {
 // never deleted.
 func prepareResults(dir string, uid, gid int) error {
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-		old := dir + ".old-" + strconv.FormatInt(time.Now().Unix(), 10)
-		if err := os.Rename(dir, old); err != nil {
-			return err
+		// Two builds of one unique-ext can end within a second: the first
+		// free name wins, never one that would fail the build.
+		stamp := dir + ".old-" + strconv.FormatInt(time.Now().Unix(), 10)
+		old := stamp
+		for n := 2; ; n++ {
+			err := os.Rename(dir, old)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, syscall.EEXIST) && !errors.Is(err, syscall.ENOTEMPTY) {
+				return err
+			}
+			old = stamp + "-" + strconv.Itoa(n)
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

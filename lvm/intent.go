@@ -28,19 +28,58 @@ import (
 // volumes are hidden from the model, so nobody sees a half-made object.
 
 type intent struct {
-	Op      string    `json:"op"`
-	Root    string    `json:"root"`
-	Pool    string    `json:"pool"`
-	Backend string    `json:"backend"` // key in Options.Backends
-	Forward bool      `json:"forward"` // true: finish removing; false: undo creating
-	Volumes []string  `json:"volumes"` // in creation order
-	Mounts  []string  `json:"mounts,omitempty"`
-	Frozen  []string  `json:"frozen,omitempty"`
-	PID     int       `json:"pid"`
-	Started time.Time `json:"started"`
+	Op      string   `json:"op"`
+	Root    string   `json:"root"`
+	Pool    string   `json:"pool"`
+	Backend string   `json:"backend"` // key in Options.Backends
+	Forward bool     `json:"forward"` // true: finish removing; false: undo creating
+	Volumes []string `json:"volumes"` // in creation order
+	Mounts  []string `json:"mounts,omitempty"`
+	Frozen  []string `json:"frozen,omitempty"`
+	// Records are mock's current-snapshot records the operation changes,
+	// declared before it changes any: rolling back puts the old content
+	// back, finishing writes the new one.
+	Records []recordChange `json:"records,omitempty"`
+	// RemovePool (scrub) removes the pool once no thin volume of anyone
+	// is left in it, as the finished operation would.
+	RemovePool bool      `json:"remove_pool,omitempty"`
+	PID        int       `json:"pid"`
+	Started    time.Time `json:"started"`
 
 	path string
 	lock *HeldLock
+}
+
+// recordChange is one record an operation changes; nil means no file.
+type recordChange struct {
+	Path string  `json:"path"`
+	Old  *string `json:"old"`
+	New  *string `json:"new"`
+}
+
+// changeRecord declares that ext's record of c will name lv ("" removes
+// it), capturing what it holds now.
+func changeRecord(c *Config, ext, lv string) recordChange {
+	rc := recordChange{Path: c.SnapinfoPath(ext)}
+	if b, err := os.ReadFile(rc.Path); err == nil {
+		old := string(b)
+		rc.Old = &old
+	}
+	if lv != "" {
+		rc.New = &lv
+	}
+	return rc
+}
+
+// setRecord puts a record's content in place (nil removes it), atomically.
+func setRecord(path string, content *string) error {
+	if content == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return fsutil.WriteFileAtomic(path, []byte(*content), 0o644)
 }
 
 func (m *Manager) intentsDir() string { return filepath.Join(m.opts.StateDir, "intents") }
@@ -109,32 +148,49 @@ func (m *Manager) done(in *intent) {
 	in.path = ""
 }
 
-// liveIntents lists intents whose writers are still running.
-func (m *Manager) liveIntents() []intent {
+// intentOnDisk is an intent file and whether its writer still runs.
+type intentOnDisk struct {
+	intent
+	live bool
+}
+
+// intents lists the intents on disk: live ones (their writer holds the
+// lock) and dead ones not yet recovered.
+func (m *Manager) intents() []intentOnDisk {
 	ents, err := os.ReadDir(m.intentsDir())
 	if err != nil {
 		return nil
 	}
-	var out []intent
+	var out []intentOnDisk
 	for _, e := range ents {
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}
 		p := filepath.Join(m.intentsDir(), e.Name())
-		if _, held := LockHolder(p, true); !held {
-			continue
-		}
+		_, held := LockHolder(p, true)
 		var in intent
 		if data, err := os.ReadFile(p); err == nil && json.Unmarshal(data, &in) == nil {
-			out = append(out, in)
+			out = append(out, intentOnDisk{in, held})
 		}
 	}
 	return out
 }
 
 // Recover finishes the operations of processes that died half way. It is
-// safe to run at any time, from any process: live operations are skipped.
+// safe to run at any time, from any process: live operations are skipped,
+// and so are dead ones of a config whose lock someone holds (the holder
+// recovers them when it takes the lock; meanwhile their volumes are
+// hidden). Refresh runs it too, so a long-running daemon finishes what a
+// killed command left.
 func (m *Manager) Recover(ctx context.Context) error {
+	return m.recoverDead(ctx, "", false)
+}
+
+// recoverDead recovers the dead intents of root (every root when ""). The
+// caller holds root's config lock when haveLock is set; otherwise each
+// intent is recovered only if its config lock is free, so recovery never
+// runs beside an operation on the same config.
+func (m *Manager) recoverDead(ctx context.Context, root string, haveLock bool) error {
 	ents, err := os.ReadDir(m.intentsDir())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -152,12 +208,37 @@ func (m *Manager) Recover(ctx context.Context) error {
 		if err != nil || h == nil {
 			continue // its writer is alive
 		}
-		if err := m.recoverOne(ctx, p); err != nil {
+		if err := m.recoverLocked(ctx, p, root, haveLock); err != nil {
 			errs = append(errs, err)
 		}
 		h.Release()
 	}
 	return errors.Join(errs...)
+}
+
+// recoverLocked recovers one dead intent whose lock the caller holds.
+func (m *Manager) recoverLocked(ctx context.Context, path, root string, haveLock bool) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var in intent
+	if len(data) > 0 && json.Unmarshal(data, &in) == nil {
+		if root != "" && in.Root != root {
+			return nil
+		}
+		if !haveLock {
+			cl, err := TryLock(m.configLockPath(in.Root), true)
+			if err != nil {
+				return err
+			}
+			if cl == nil {
+				return nil // an operation on the config runs; it recovers this
+			}
+			defer cl.Release()
+		}
+	}
+	return m.recoverOne(ctx, path)
 }
 
 func (m *Manager) recoverOne(ctx context.Context, path string) error {
@@ -199,10 +280,28 @@ func (m *Manager) recoverOne(ctx context.Context, path string) error {
 			errs = append(errs, err)
 		}
 	}
+	for i := len(in.Records) - 1; i >= 0; i-- {
+		rc := in.Records[i]
+		content := rc.Old
+		if in.Forward {
+			content = rc.New
+		}
+		if err := setRecord(rc.Path, content); err != nil {
+			errs = append(errs, fmt.Errorf("record %s: %w", rc.Path, err))
+		}
+	}
+	if in.Forward && in.RemovePool && len(errs) == 0 {
+		if _, err := m.removeEmptyPool(ctx, be, in.Pool); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("recover %s of %s: %w", in.Op, in.Root, errors.Join(errs...))
 	}
 	os.Remove(path)
+	// Every volume an intent names is gone now, whichever way it went;
+	// the cached report must not offer them to the next operation.
+	m.patch(in.Pool, nil, in.Volumes...)
 	m.invalidate(in.Pool)
 	return nil
 }

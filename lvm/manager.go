@@ -222,6 +222,9 @@ func (m *Manager) Changed() <-chan struct{} {
 // Refresh rescans every pool (one backend report each) and publishes a
 // new State.
 func (m *Manager) Refresh(ctx context.Context) (*State, error) {
+	if err := m.Recover(ctx); err != nil {
+		m.log.Warn("finishing interrupted operations", "err", err)
+	}
 	m.discover(ctx)
 	m.mu.Lock()
 	entries := make([]*poolEntry, 0, len(m.pools))
@@ -378,10 +381,67 @@ func (m *Manager) heldBy(root, ext string) string {
 
 // lockConfig serializes thinroot's operations on one config across
 // goroutines and processes.
+// Once it holds the lock it finishes the config's operations that died
+// half way, so no operation starts on top of another's leftovers.
 func (m *Manager) lockConfig(ctx context.Context, c *Config) (*HeldLock, error) {
-	return Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "config-"+c.Root+".lock"), true, func(Holder) {
+	l, err := Lock(ctx, m.configLockPath(c.Root), true, func(Holder) {
 		m.log.Info("waiting for another thinroot operation on the config", "config", c.Root)
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := m.recoverDead(ctx, c.Root, true); err != nil {
+		l.Release()
+		return nil, fmt.Errorf("config %s: finish an interrupted operation: %w", c.Root, err)
+	}
+	if err := m.syncPool(ctx, c.Pool); err != nil {
+		l.Release()
+		return nil, fmt.Errorf("config %s: %w", c.Root, err)
+	}
+	return l, nil
+}
+
+// syncPool rescans a pool for an operation that now holds its config's
+// lock, so that it decides on what is on disk rather than on a report
+// that another process (a second daemon, the CLI, mock) may have
+// outdated while this one waited for the lock: a stale report let two
+// processes both "remove" one workdir, or remove a snapshot that a
+// workdir had just been cloned from.
+func (m *Manager) syncPool(ctx context.Context, pool string) error {
+	m.mu.Lock()
+	p, ok := m.pools[pool]
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	for try := 0; ; try++ {
+		m.mu.Lock()
+		seen := p.patches
+		m.mu.Unlock()
+		r, err := p.backend.Scan(ctx, pool)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("scan pool %s: %w", pool, err)
+		}
+		m.mu.Lock()
+		// An operation of this process on another config of the pool may
+		// have patched the report during the scan; scan again rather than
+		// lose its patch (after a few tries the scan wins: that operation
+		// rescans under its own lock anyway).
+		if p.patches == seen || try >= 4 {
+			p.report, p.err = r, nil
+			// A Refresh whose scan began before this one must not
+			// overwrite it.
+			p.patches++
+			m.dirty = true
+			m.mu.Unlock()
+			return nil
+		}
+		m.mu.Unlock()
+	}
+}
+
+func (m *Manager) configLockPath(root string) string {
+	return filepath.Join(m.opts.StateDir, "locks", "config-"+root+".lock")
 }
 
 // lockShared takes mock's locks in shared mode, as mock holds them during

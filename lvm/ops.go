@@ -244,7 +244,8 @@ func (m *Manager) bootstrap(mctx, bctx context.Context, c *Config, r *PoolReport
 	}
 	os.Remove(m.statusPath(c.Root))
 	in := &intent{Op: "init", Root: c.Root, Pool: c.Pool, Backend: BackendKey(c),
-		Volumes: []string{base, postinit}, Mounts: []string{target}}
+		Volumes: []string{base, postinit}, Mounts: []string{target}, Frozen: []string{target},
+		Records: []recordChange{changeRecord(c, c.UniqueExt, postinit)}}
 	if err := m.begin(in); err != nil {
 		return false, err
 	}
@@ -282,6 +283,7 @@ func (m *Manager) bootstrap(mctx, bctx context.Context, c *Config, r *PoolReport
 		release(be, v)
 		return fail("mkfs", fmt.Errorf("%s: %v: %s", strings.Join(mkfs, " "), err, strings.TrimSpace(string(b))))
 	}
+	crashpoint.Hit("base-create:after-mkfs")
 	err = m.mountVolume(c, v, target)
 	release(be, v)
 	if err != nil {
@@ -292,24 +294,33 @@ func (m *Manager) bootstrap(mctx, bctx context.Context, c *Config, r *PoolReport
 		return fail("bootstrap", err)
 	}
 	crashpoint.Hit("bootstrap:after")
-	if err := unmountRoot(target, false); err != nil {
-		return fail("unmount base", err)
-	}
+	// postinit is taken while the base is still mounted, frozen for the
+	// copy. After an unmount the filesystem is not necessarily shut down
+	// and written out: any process that made itself a mount namespace
+	// meanwhile (a build's sandbox, unshare, systemd) holds a copy of the
+	// mount, the unmount then only detaches ours, and a copy of the image
+	// would miss what the bootstrap wrote.
 	crashpoint.Hit("postinit:before")
-	snap, err := be.Snapshot(mctx, c.Pool, base, postinit, SnapshotOptions{})
+	snap, err := be.Snapshot(mctx, c.Pool, base, postinit, SnapshotOptions{OriginMount: target})
 	if err != nil {
 		return fail("postinit snapshot", err)
 	}
 	crashpoint.Hit("postinit:after")
+	if err := unmountRoot(target, false); err != nil {
+		return fail("unmount base", err)
+	}
+	crashpoint.Hit("postinit:after-unmount")
 	if err := writeSnapinfo(c, c.UniqueExt, postinit); err != nil {
 		return fail("record current snapshot", err)
 	}
+	crashpoint.Hit("postinit:after-record")
 	// The base's content now lives on in postinit (thin snapshots do not
 	// depend on their origin); a workdir for this ext is made from postinit
 	// when someone asks for one, as mock does after a rollback.
 	if err := be.Remove(mctx, c.Pool, base); err != nil && !errors.Is(err, ErrNotFound) {
 		m.log.Warn("remove base volume after postinit", "volume", base, "err", err)
 	}
+	crashpoint.Hit("postinit:after-base-remove")
 	removeMountDirs(c, c.UniqueExt)
 	m.patch(c.Pool, snap, base)
 	m.log.Info("config initialized", "config", c.Root, "took", time.Since(start).Round(time.Millisecond))
@@ -339,16 +350,22 @@ var prezeroedOK = sync.OnceValue(func() bool {
 })
 
 // runBootstrap runs the config's bootstrap argv with ROOT set. It runs in
-// its own process group so a cancel kills everything it started. It runs in
 // the config's BootstrapDir (the config file's directory) or else the
 // caller's working directory, never in a mount of ours: the daemon runs
 // from "/".
+//
+// Its first process is pid 1 of a new pid namespace and gets SIGKILL when
+// this process dies: the kernel then kills every process of the
+// bootstrap. Otherwise a thinroot killed mid-bootstrap left the
+// bootstrap's processes writing into a root that recovery had already
+// detached, holding its loop device until they ended. Its own process
+// group lets a cancel kill all of it too.
 func runBootstrap(ctx context.Context, c *Config, root string, out io.Writer) error {
 	cmd := exec.CommandContext(ctx, c.Bootstrap[0], c.Bootstrap[1:]...)
 	cmd.Dir = c.BootstrapDir
 	cmd.Env = append(append(os.Environ(), "ROOT="+root, "THINROOT_CONFIG="+c.Root), c.BootstrapEnv...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
@@ -379,14 +396,10 @@ func (m *Manager) CreateWorkdir(ctx context.Context, root, snap, ext string) (*W
 	if err != nil {
 		return nil, err
 	}
-	if snap == "" {
-		snap, err = m.Current(root, ext)
-		if err != nil {
+	if snap != "" {
+		if err := ValidateSnapshot(root, snap); err != nil {
 			return nil, err
 		}
-	}
-	if err := ValidateSnapshot(root, snap); err != nil {
-		return nil, err
 	}
 	if err := ValidateExt(root, ext); err != nil {
 		return nil, err
@@ -404,6 +417,12 @@ func (m *Manager) CreateWorkdir(ctx context.Context, root, snap, ext string) (*W
 	r, err := m.needReady(c)
 	if err != nil {
 		return nil, err
+	}
+	if snap == "" {
+		// The ext's current snapshot as it is now, under the lock.
+		if snap, err = m.Current(root, ext); err != nil {
+			return nil, err
+		}
 	}
 	lv := WorkdirLV(root, ext)
 	if findVolume(r, lv) != nil {
@@ -423,7 +442,7 @@ func (m *Manager) CreateWorkdir(ctx context.Context, root, snap, ext string) (*W
 	mctx := context.WithoutCancel(ctx)
 	be := m.backendFor(c)
 	in := &intent{Op: "workdir-create", Root: root, Pool: c.Pool, Backend: BackendKey(c),
-		Volumes: []string{lv}, Mounts: []string{target}}
+		Volumes: []string{lv}, Mounts: []string{target}, Records: []recordChange{changeRecord(c, ext, snapLV)}}
 	if err := m.begin(in); err != nil {
 		return nil, err
 	}
@@ -447,6 +466,7 @@ func (m *Manager) CreateWorkdir(ctx context.Context, root, snap, ext string) (*W
 	if err := writeSnapinfo(c, ext, snapLV); err != nil {
 		m.log.Warn("record current snapshot of new workdir", "err", err)
 	}
+	crashpoint.Hit("workdir-create:after-record")
 	v.Origin = snapLV
 	m.patch(c.Pool, v)
 	return &WorkdirState{Root: root, Ext: ext, LV: lv, Snapshot: snap, Created: v.Created,
@@ -494,6 +514,7 @@ func (m *Manager) RemoveWorkdir(ctx context.Context, root, ext string) error {
 	if err := m.backendFor(c).Remove(context.WithoutCancel(ctx), c.Pool, lv); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("remove workdir %s.%s: %w", root, ext, err)
 	}
+	crashpoint.Hit("workdir-remove:after-remove")
 	removeMountDirs(c, ext)
 	m.patch(c.Pool, nil, lv)
 	return nil
@@ -534,7 +555,8 @@ func (m *Manager) Snapshot(ctx context.Context, root, ext, name string) error {
 	}
 	target := c.RootPath(ext)
 	opts := SnapshotOptions{}
-	in := &intent{Op: "snapshot", Root: root, Pool: c.Pool, Backend: BackendKey(c), Volumes: []string{snapLV}}
+	in := &intent{Op: "snapshot", Root: root, Pool: c.Pool, Backend: BackendKey(c), Volumes: []string{snapLV},
+		Records: []recordChange{changeRecord(c, ext, snapLV)}}
 	if ok, _ := mount.IsMountpoint(target); ok {
 		opts.OriginMount = target
 		in.Frozen = []string{target}
@@ -552,6 +574,7 @@ func (m *Manager) Snapshot(ctx context.Context, root, ext, name string) error {
 	if err := writeSnapinfo(c, ext, snapLV); err != nil {
 		return err
 	}
+	crashpoint.Hit("snapshot:after-record")
 	m.patch(c.Pool, v)
 	return nil
 }
@@ -663,21 +686,28 @@ func (m *Manager) RemoveSnapshot(ctx context.Context, root, snap string) error {
 		}
 		return fmt.Errorf("snapshot %s/%s has workdirs %s: %w", root, snap, strings.Join(exts, ", "), ErrNotEmpty)
 	}
+	// Records naming the snapshot fall back to postinit. They change only
+	// once the removal is on record, so a kill anywhere finishes both.
+	in := &intent{Op: "snapshot-remove", Root: root, Pool: c.Pool, Backend: BackendKey(c), Forward: true, Volumes: []string{lv}}
 	for _, ext := range snapinfoExts(c) {
 		if rec, _ := readSnapinfo(c, ext); rec == lv {
-			if err := writeSnapinfo(c, ext, SnapshotLV(root, PostInit)); err != nil {
-				return err
-			}
+			in.Records = append(in.Records, changeRecord(c, ext, SnapshotLV(root, PostInit)))
 		}
 	}
-	in := &intent{Op: "snapshot-remove", Root: root, Pool: c.Pool, Backend: BackendKey(c), Forward: true, Volumes: []string{lv}}
 	if err := m.begin(in); err != nil {
 		return err
 	}
 	defer m.done(in)
+	for _, rc := range in.Records {
+		if err := setRecord(rc.Path, rc.New); err != nil {
+			return fmt.Errorf("remove snapshot %s/%s: %w", root, snap, err)
+		}
+	}
+	crashpoint.Hit("snapshot-remove:after-records")
 	if err := m.backendFor(c).Remove(context.WithoutCancel(ctx), c.Pool, lv); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("remove snapshot %s/%s: %w", root, snap, err)
 	}
+	crashpoint.Hit("snapshot-remove:after-remove")
 	m.patch(c.Pool, nil, lv)
 	return nil
 }
@@ -737,7 +767,11 @@ func (m *Manager) Scrub(ctx context.Context, root string) error {
 			mounts = append(mounts, c.RootPath(vn.Name))
 		}
 	}
-	in := &intent{Op: "scrub", Root: root, Pool: c.Pool, Backend: BackendKey(c), Forward: true, Volumes: ours, Mounts: mounts}
+	in := &intent{Op: "scrub", Root: root, Pool: c.Pool, Backend: BackendKey(c), Forward: true, Volumes: ours, Mounts: mounts,
+		RemovePool: true}
+	for _, ext := range snapinfoExts(c) {
+		in.Records = append(in.Records, changeRecord(c, ext, ""))
+	}
 	if err := m.begin(in); err != nil {
 		return err
 	}
@@ -748,46 +782,64 @@ func (m *Manager) Scrub(ctx context.Context, root string) error {
 		}
 	}
 	crashpoint.Hit("scrub:after-unmount")
-	for _, lv := range ours {
+	for i, lv := range ours {
 		m.log.Info("removing volume", "config", root, "volume", lv)
 		if err := be.Remove(mctx, c.Pool, lv); err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("scrub %s: %w", root, err)
 		}
 		m.patch(c.Pool, nil, lv)
+		if i == 0 {
+			crashpoint.Hit("scrub:mid-remove")
+		}
 	}
+	crashpoint.Hit("scrub:after-remove")
 	for _, mp := range mounts {
 		os.Remove(mp)
 		os.Remove(filepath.Dir(mp))
 	}
 	m.clearRecords(c)
-	r, err = m.rescan(ctx, c.Pool)
-	if err != nil {
-		return err
-	}
-	remaining := 0
-	for _, v := range r.Volumes {
-		if v.Thin {
-			remaining++
-		}
-	}
-	if remaining == 0 {
-		plock, err := Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "pool-"+c.Pool+".lock"), true, nil)
-		if err != nil {
-			return err
-		}
-		defer plock.Release()
-		if err := be.RemovePool(mctx, c.Pool); err != nil && !errors.Is(err, ErrNotEmpty) {
-			return fmt.Errorf("scrub %s: remove pool: %w", root, err)
-		}
-		m.mu.Lock()
-		if p, ok := m.pools[c.Pool]; ok {
-			p.report = nil
-		}
-		m.dirty = true
-		m.mu.Unlock()
-		m.log.Info("removed the pool: nothing else was in it", "pool", c.Pool)
+	crashpoint.Hit("scrub:after-records")
+	if _, err := m.removeEmptyPool(ctx, be, c.Pool); err != nil {
+		return fmt.Errorf("scrub %s: %w", root, err)
 	}
 	return nil
+}
+
+// removeEmptyPool removes pool when no thin volume of anyone is left in
+// it (scrub of its last config, or the recovery of one).
+func (m *Manager) removeEmptyPool(ctx context.Context, be Backend, pool string) (bool, error) {
+	r, err := be.Scan(ctx, pool)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, v := range r.Volumes {
+		if v.Thin {
+			return false, nil
+		}
+	}
+	plock, err := Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "pool-"+pool+".lock"), true, nil)
+	if err != nil {
+		return false, err
+	}
+	defer plock.Release()
+	err = be.RemovePool(context.WithoutCancel(ctx), pool)
+	if errors.Is(err, ErrNotEmpty) || errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("remove pool %s: %w", pool, err)
+	}
+	m.mu.Lock()
+	if p, ok := m.pools[pool]; ok {
+		p.report = nil
+	}
+	m.dirty = true
+	m.mu.Unlock()
+	m.log.Info("removed the pool: nothing else was in it", "pool", pool)
+	return true, nil
 }
 
 func (m *Manager) clearRecords(c *Config) {

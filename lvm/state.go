@@ -14,25 +14,26 @@ import (
 // publish builds a new State from the cached reports and publishes it.
 func (m *Manager) publish() *State {
 	table, _ := mount.Table()
-	live := m.liveIntents()
+	ints := m.intents()
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.gen++
 	st := &State{Generation: m.gen, Taken: time.Now()}
 
-	// Volumes being made by a live operation are not shown yet, and a
-	// config whose init runs shows as initializing.
+	// Volumes being made by a live operation are not shown yet, nor any
+	// volume of an operation whose process died (until it is recovered);
+	// a config whose init runs shows as initializing.
 	hidden := map[string]bool{}
 	initializing := map[string]intent{}
-	for _, in := range live {
-		if !in.Forward {
+	for _, in := range ints {
+		if !in.Forward || !in.live {
 			for _, v := range in.Volumes {
 				hidden[in.Pool+"/"+v] = true
 			}
 		}
-		if in.Op == "init" {
-			initializing[in.Root] = in
+		if in.Op == "init" && in.live {
+			initializing[in.Root] = in.intent
 		}
 	}
 

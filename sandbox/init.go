@@ -26,8 +26,8 @@ func runInit(spec Spec) int {
 			fatal("loopback: %v", err)
 		}
 	}
-	if err := unix.Chroot(spec.Root); err != nil {
-		fatal("chroot %s: %v", spec.Root, err)
+	if err := enterRoot(spec.Root); err != nil {
+		fatal("%v", err)
 	}
 	dir := spec.Dir
 	if dir == "" {
@@ -114,6 +114,27 @@ func cutPrefix(s, p string) (string, bool) {
 	return "", false
 }
 
+// enterRoot makes the buildroot the namespace's root with pivot_root and
+// detaches the old root, so the namespace keeps no copy of the host's
+// other mounts. A chroot would keep them all: other workdirs, pools, a
+// base being bootstrapped would stay alive (their loop devices attached,
+// removed volumes' space not freed, a base not written out on unmount)
+// for as long as the build runs.
+func enterRoot(root string) error {
+	if err := os.Chdir(root); err != nil {
+		return fmt.Errorf("enter %s: %w", root, err)
+	}
+	// With new and old root the same directory, the old root ends up on
+	// top of the new one and is detached at once (pivot_root(2)).
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root to %s: %w", root, err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach the host's mounts: %w", err)
+	}
+	return os.Chdir("/")
+}
+
 // setupRoot mounts what a build needs inside the root. The mount
 // namespace is private, so none of this is seen outside, and all of it
 // goes away with the namespace.
@@ -123,6 +144,11 @@ func setupRoot(spec Spec) error {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
 	root := spec.Root
+	// pivot_root needs the root to be a mount point of its own (a plain
+	// directory, in tests, is not).
+	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s on itself: %w", root, err)
+	}
 	in := func(p string) string { return filepath.Join(root, p) }
 	mkdir := func(p string, mode os.FileMode) error {
 		if err := os.MkdirAll(p, mode); err != nil {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/loop"
+	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 	"github.com/thinroot/thinroot/sandbox"
 )
@@ -143,7 +145,8 @@ func TestNetwork(t *testing.T) {
 func TestCancelKillsEverything(t *testing.T) {
 	root := busyboxRoot(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd, err := sandbox.Command(ctx, sandbox.Spec{Root: root, UID: 1000, GID: 1000,
+	mark := fmt.Sprintf("THINROOT_TEST_MARK=%d", time.Now().UnixNano())
+	cmd, err := sandbox.Command(ctx, sandbox.Spec{Root: root, UID: 1000, GID: 1000, Env: []string{mark},
 		Argv: []string{"/bin/sh", "-c", "sleep 1000 & setsid sleep 1001 & sleep 1002"}})
 	if err != nil {
 		t.Fatal(err)
@@ -151,24 +154,76 @@ func TestCancelKillsEverything(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lvmtest.WaitFor(t, 10*time.Second, "the build's sleeps", func() bool { return len(inRoot(root)) >= 3 })
+	// The sandbox's init and the three sleeps (the shell may exec the last).
+	lvmtest.WaitFor(t, 10*time.Second, "the build's sleeps", func() bool { return len(marked(mark)) >= 4 })
 	cancel()
 	cmd.Wait()
-	lvmtest.WaitFor(t, 10*time.Second, "every process of the build to die", func() bool { return len(inRoot(root)) == 0 })
+	lvmtest.WaitFor(t, 10*time.Second, "every process of the build to die", func() bool { return len(marked(mark)) == 0 })
 }
 
-// inRoot lists host pids whose root directory is root.
-func inRoot(root string) []int {
+// marked lists the pids whose environment or command line holds mark. A
+// build's processes inherit THINROOT_BUILD_ID=<id>, and its sandbox's
+// init carries its spec (with that variable) on its command line; their
+// root, after the sandbox's pivot_root, names no host path.
+func marked(mark string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if r, err := os.Readlink("/proc/" + e.Name() + "/root"); err == nil && r == root {
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if bytes.Contains(env, []byte(mark)) || bytes.Contains(cmdline, []byte(mark)) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// A build's mount namespace holds its own root and nothing else of the
+// host. A copy of the host's other mounts (other workdirs, pools, a base
+// being bootstrapped) would keep those filesystems alive, and their loop
+// devices attached, after the host unmounts them, for as long as the
+// build runs.
+func TestHoldsNoHostMounts(t *testing.T) {
+	root := busyboxRoot(t)
+	img := filepath.Join(t.TempDir(), "other.img")
+	if out, err := exec.Command("mkfs.ext4", "-q", img, "16M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs: %v %s", err, out)
+	}
+	dev, err := loop.Attach(img, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	if err := mount.Device(dev.Path, other, "ext4", ""); err != nil {
+		t.Fatal(err)
+	}
+	dev.Close() // the mount holds the autoclear device now
+	defer mount.Unmount(other, true)
+	res := t.TempDir()
+	cmd, err := sandbox.Command(context.Background(), sandbox.Spec{Root: root, UID: 0, GID: 0,
+		Binds: []sandbox.Bind{{Source: res, Target: "/res"}},
+		Argv:  []string{"/bin/sh", "-c", `touch /res/started; sleep 5`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	lvmtest.WaitFor(t, 10*time.Second, "the build to start", func() bool {
+		_, err := os.Stat(filepath.Join(res, "started"))
+		return err == nil
+	})
+	if err := mount.Unmount(other, false); err != nil {
+		t.Fatal(err)
+	}
+	lvmtest.WaitFor(t, 3*time.Second, "the other filesystem's loop device to detach", func() bool {
+		_, attached := loop.Attached()[img]
+		return !attached
+	})
 }

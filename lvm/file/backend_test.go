@@ -240,3 +240,64 @@ func TestScanDuringCreation(t *testing.T) {
 		t.Fatalf("%d of %d clones lost their sidecar (volumes: %d)", lost, clones, len(r.Volumes))
 	}
 }
+
+// A pool whose creator died before writing its record (killed after the
+// image got its name, mounted or not yet) was never published: the next
+// scan undoes it, reports it missing, and a new create works. Before this
+// was handled every later scan of the pool failed, and so did every
+// operation on it.
+func TestHalfMadePoolIsUndone(t *testing.T) {
+	lvmtest.RequireRoot(t)
+	for _, mounted := range []bool{true, false} {
+		state := t.TempDir()
+		be := file.New(state, lvmtest.TestLogger(t))
+		if err := be.CreatePool(bg, lvm.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+			t.Fatal(err)
+		}
+		root := filepath.Join(state, "pools", "p")
+		// What a kill between the image's rename and the record leaves.
+		if err := os.Remove(filepath.Join(root, "thinroot-pool.json")); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(root, "volumes"))
+		if !mounted {
+			if err := mount.Unmount(root, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := be.Scan(bg, "p"); !errors.Is(err, lvm.ErrNotFound) {
+			t.Fatalf("mounted %v: scan of a half-made pool: %v, want ErrNotFound", mounted, err)
+		}
+		if ok, _ := mount.IsMountpoint(root); ok {
+			t.Fatalf("mounted %v: the half-made pool is still mounted", mounted)
+		}
+		if pools, _ := be.Pools(bg); len(pools) != 0 {
+			t.Fatalf("mounted %v: the half-made pool is still listed: %v", mounted, pools)
+		}
+		if err := be.CreatePool(bg, lvm.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+			t.Fatalf("mounted %v: create after an interrupted create: %v", mounted, err)
+		}
+		if err := be.RemovePool(bg, "p"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A pool that holds volumes is never undone, even without its record.
+	state := t.TempDir()
+	be := file.New(state, lvmtest.TestLogger(t))
+	if err := be.CreatePool(bg, lvm.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := be.CreateThin(bg, "p", "mock.r.v", 32<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.Release(v)
+	os.Remove(filepath.Join(state, "pools", "p", "thinroot-pool.json"))
+	if _, err := be.Scan(bg, "p"); err == nil || errors.Is(err, lvm.ErrNotFound) {
+		t.Fatalf("scan of a pool with volumes and no record: %v, want an error that is not ErrNotFound", err)
+	}
+	if _, err := os.Stat(filepath.Join(state, "pools", "p", "volumes", "mock.r.v.img")); err != nil {
+		t.Fatalf("the volume of a pool without its record was touched: %v", err)
+	}
+	mount.Unmount(filepath.Join(state, "pools", "p"), false)
+}

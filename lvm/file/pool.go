@@ -34,6 +34,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/thinroot/thinroot/internal/crashpoint"
 	"github.com/thinroot/thinroot/internal/fsutil"
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
@@ -197,9 +198,11 @@ func (b *Backend) createImage(ctx context.Context, spec lvm.PoolSpec, rec poolRe
 		return err
 	}
 	rec.Kind = "image"
+	crashpoint.Hit("pool-create:image")
 	if err := b.mountImage(spec.Name); err != nil {
 		return err
 	}
+	crashpoint.Hit("pool-create:mounted")
 	if err := os.MkdirAll(b.volumesDir(spec.Name), 0o755); err != nil {
 		return err
 	}
@@ -269,13 +272,40 @@ func (b *Backend) open(ctx context.Context, pool string) (*poolRecord, error) {
 		if lerr != nil {
 			return nil, lerr
 		}
-		l.Release()
 		err = readJSON(filepath.Join(b.poolRoot(pool), poolRecordName), &rec)
+		if errors.Is(err, fs.ErrNotExist) && b.kindOf(pool) == "image" {
+			// The lock is ours and there is still no record: its creator
+			// died half way. The pool was never published; undo it so the
+			// next create starts clean.
+			err = b.undoHalfMade(pool)
+		}
+		l.Release()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("file pool %s: %w", pool, err)
 	}
 	return &rec, nil
+}
+
+// undoHalfMade removes an image pool whose creator died before writing its
+// record: unmount, delete the image. A pool that holds volumes is never
+// touched (its record was lost some other way). Caller holds the pool lock.
+func (b *Backend) undoHalfMade(pool string) error {
+	root := b.poolRoot(pool)
+	if ents, _ := os.ReadDir(filepath.Join(root, "volumes")); len(ents) > 0 {
+		return fmt.Errorf("file pool %s: %s is missing but the pool holds %d volume files; restore the record by hand",
+			pool, poolRecordName, len(ents))
+	}
+	b.log.Warn("removing a file pool whose creation was interrupted", "pool", pool)
+	if err := mount.Unmount(root, false); err != nil {
+		return fmt.Errorf("file pool %s: undo an interrupted creation: %w", pool, err)
+	}
+	os.Remove(root)
+	if err := os.Remove(b.imagePath(pool)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("file pool %s: undo an interrupted creation: %w", pool, err)
+	}
+	fsutil.SyncDir(b.poolsDir())
+	return fmt.Errorf("file pool %s: its creation was interrupted: %w", pool, lvm.ErrNotFound)
 }
 
 // RemovePool removes an empty pool: unmount and delete the image, or forget
@@ -306,6 +336,7 @@ func (b *Backend) RemovePool(ctx context.Context, pool string) error {
 	if err := mount.Unmount(root, false); err != nil {
 		return fmt.Errorf("file pool %s: %w", pool, err)
 	}
+	crashpoint.Hit("pool-remove:after-unmount")
 	os.Remove(root)
 	if err := os.Remove(b.imagePath(pool)); err != nil {
 		return err

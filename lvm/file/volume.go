@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/thinroot/thinroot/internal/crashpoint"
 	"github.com/thinroot/thinroot/internal/fsutil"
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
@@ -258,6 +259,7 @@ func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts 
 		if err != nil {
 			return fail(err)
 		}
+		crashpoint.Hit("snapshot:frozen")
 		err = unix.IoctlFileClone(int(dst.Fd()), int(src.Fd()))
 		thaw()
 		if err != nil {

@@ -21,12 +21,13 @@ import (
 const helperEnv = "THINROOT_LVMTEST_HELPER"
 
 type helperJob struct {
-	Op       string     `json:"op"` // "init", "workdir"
+	Op       string     `json:"op"` // "init", "workdir", "snapshot", "remove-snapshot", "scrub"
 	StateDir string     `json:"state_dir"`
 	Basedir  string     `json:"basedir"`
 	Config   lvm.Config `json:"config"`
 	Snapshot string     `json:"snapshot,omitempty"`
 	Ext      string     `json:"ext,omitempty"`
+	Name     string     `json:"name,omitempty"`
 }
 
 // HelperMain runs a helper job if this process was started as one; call
@@ -62,6 +63,12 @@ func HelperMain(env Env) {
 		}
 	case "workdir":
 		_, err = m.CreateWorkdir(ctx, job.Config.Root, job.Snapshot, job.Ext)
+	case "snapshot":
+		err = m.Snapshot(ctx, job.Config.Root, job.Ext, job.Name)
+	case "remove-snapshot":
+		err = m.RemoveSnapshot(ctx, job.Config.Root, job.Snapshot)
+	case "scrub":
+		err = m.Scrub(ctx, job.Config.Root)
 	default:
 		err = fmt.Errorf("unknown op %q", job.Op)
 	}

@@ -29,6 +29,11 @@ func Run(t *testing.T, env Env) {
 	t.Run("FailedInitPublishesNothing", func(t *testing.T) { testFailedInit(t, env) })
 	t.Run("KilledInit", func(t *testing.T) { testKilledInit(t, env) })
 	t.Run("KilledWorkdirCreate", func(t *testing.T) { testKilledWorkdirCreate(t, env) })
+	t.Run("KilledOperationsKeepRecords", func(t *testing.T) { testKilledRecords(t, env) })
+	t.Run("KilledUnderRunningManager", func(t *testing.T) { testKilledUnderRunning(t, env) })
+	t.Run("KilledScrubOfLastConfig", func(t *testing.T) { testKilledScrubLast(t, env) })
+	t.Run("TwoManagersOneConfig", func(t *testing.T) { testTwoManagers(t, env) })
+	t.Run("InitBesideAnotherMountNamespace", func(t *testing.T) { testInitBesideNamespace(t, env) })
 	t.Run("Scrub", func(t *testing.T) { testScrub(t, env) })
 	t.Run("CurrentAndRollback", func(t *testing.T) { testCurrent(t, env) })
 	t.Run("ConfigWithoutFile", func(t *testing.T) { testDiscovered(t, env) })
@@ -477,13 +482,17 @@ func testKilledInit(t *testing.T, env Env) {
 			Chroot(t, w, "true")
 		})
 	}
-	// A kill from outside, in the middle of the bootstrap command.
+	// A kill from outside, in the middle of the bootstrap command, which
+	// holds a file open in the new root: none of its processes may outlive
+	// the killed process (they would keep the detached root and its
+	// device busy).
 	t.Run("external-kill-during-bootstrap", func(t *testing.T) {
 		t.Parallel()
 		f := NewFixture(t, env)
 		ready := filepath.Join(t.TempDir(), "started")
+		mark := strconv.Itoa(60+os.Getpid()%1000) + ".5"
 		cfg := f.Config
-		cfg.Bootstrap = []string{"/bin/sh", "-c", `touch "$READY"; sleep 60`}
+		cfg.Bootstrap = []string{"/bin/sh", "-c", `exec 3>"$ROOT/partial"; touch "$READY"; sleep ` + mark + `; true`}
 		cfg.BootstrapEnv = []string{"READY=" + ready}
 		cmd := f.helperCmd(helperJob{Op: "init", Config: cfg}, "")
 		if err := cmd.Start(); err != nil {
@@ -496,6 +505,9 @@ func testKilledInit(t *testing.T, env Env) {
 		}
 		cmd.Process.Kill()
 		cmd.Wait()
+		WaitFor(t, 5*time.Second, "the killed bootstrap's processes to die", func() bool {
+			return len(processesWithArgs("sleep", mark)) == 0
+		})
 		m := f.NewManager()
 		assertNoOwnVolumes(t, f, m, 0)
 		f.M = m
@@ -672,5 +684,217 @@ func testDiscovered(t *testing.T, env Env) {
 	Chroot(t, w.Mountpoint, "true")
 	if err := m.RemoveWorkdir(ctx, f.Root, "found"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An operation killed after it changed mock's current-snapshot record
+// leaves the record as the whole operation would: a rolled-back snapshot
+// or workdir creation puts the old record back, a removal of the current
+// snapshot that is finished moves the record to postinit, never the one
+// without the other.
+func testKilledRecords(t *testing.T, env Env) {
+	f := NewFixture(t, env)
+	f.Init(0)
+	f.Workdir("", "w")
+	if err := f.M.Snapshot(ctx, f.Root, "w", "mid"); err != nil {
+		t.Fatal(err)
+	}
+	current := func(ext string) string {
+		t.Helper()
+		cur, err := f.NewManager().Current(f.Root, ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cur
+	}
+	crash := func(job helperJob, point string) {
+		t.Helper()
+		out, err := f.helperCmd(job, point).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
+			t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
+		}
+	}
+
+	crash(helperJob{Op: "snapshot", Ext: "w", Name: "new"}, "snapshot:after-record")
+	if cur := current("w"); cur != "mid" {
+		t.Errorf("after a snapshot killed and rolled back, w's current snapshot is %q, want mid", cur)
+	}
+	crash(helperJob{Op: "workdir", Snapshot: "mid", Ext: "v"}, "workdir-create:after-record")
+	if cur := current("v"); cur != lvm.PostInit {
+		t.Errorf("after a workdir creation killed and rolled back, v's current snapshot is %q, want postinit", cur)
+	}
+	f.M = f.NewManager()
+	if err := f.M.RemoveWorkdir(ctx, f.Root, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.M.SetCurrent(ctx, f.Root, lvm.DefaultExt, "mid"); err != nil {
+		t.Fatal(err)
+	}
+	crash(helperJob{Op: "remove-snapshot", Snapshot: "mid"}, "snapshot-remove:after-records")
+	m := f.NewManager()
+	if cs := f.ConfigState(m, f.Root); cs.Snapshot("mid") != nil {
+		t.Errorf("a snapshot removal killed half way was not finished: %+v", cs.Snapshots)
+	}
+	if cur := current(lvm.DefaultExt); cur != lvm.PostInit {
+		t.Errorf("after the current snapshot's removal was finished, head's current is %q, want postinit", cur)
+	}
+	f.M = m
+}
+
+// processesWithArgs lists the pids whose command line is exactly args.
+func processesWithArgs(args ...string) []int {
+	want := strings.Join(args, "\x00") + "\x00"
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && string(b) == want {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// A Manager that keeps running (a daemon) while another process is killed
+// half way through an operation: at its next refresh it shows nothing of
+// the half-made workdir, finishes the dead operation (no intent, mount or
+// volume left), and can make that workdir itself.
+func testKilledUnderRunning(t *testing.T, env Env) {
+	f := NewFixture(t, env)
+	f.Init(0)
+	for _, point := range []string{"workdir-create:after-clone", "workdir-create:after-mount"} {
+		out, err := f.helperCmd(helperJob{Op: "workdir", Snapshot: lvm.PostInit, Ext: "victim"}, point).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
+			t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
+		}
+		st, err := f.M.Refresh(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, cs := st.Config(f.Root); cs.Workdir("victim") != nil {
+			t.Fatalf("after a kill at %s the running manager lists the half-made workdir: %+v", point, cs.Workdir("victim"))
+		}
+		if ents, _ := os.ReadDir(filepath.Join(f.StateDir, "intents")); len(ents) != 0 {
+			t.Fatalf("after a kill at %s and a refresh the dead operation is not finished: %d intents left", point, len(ents))
+		}
+		assertNoOwnVolumes(t, f, f.M, 1)
+		w := f.Workdir("", "victim")
+		Chroot(t, w, "true")
+		if err := f.M.RemoveWorkdir(ctx, f.Root, "victim"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Scrub of a pool's last config killed after its volumes and records are
+// gone: recovery finishes it, pool included, as the scrub would have.
+func testKilledScrubLast(t *testing.T, env Env) {
+	f := NewFixture(t, env)
+	f.Init(0)
+	f.Workdir("", "w")
+	point := "scrub:after-records"
+	out, err := f.helperCmd(helperJob{Op: "scrub"}, point).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
+		t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
+	}
+	m := f.NewManager()
+	if p := m.State().Pool(f.Pool); p != nil && p.Stats.SizeBytes != 0 {
+		t.Fatalf("after a scrub of the last config was killed and recovered, the pool is still there: %+v", p.Stats)
+	}
+	pools, err := f.Env.Backends(f.StateDir)[lvm.BackendKey(&f.Config)].Pools(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pools {
+		if p == f.Pool {
+			t.Fatalf("the backend still has pool %s", p)
+		}
+	}
+	f.M = m
+}
+
+// Two Managers on one state directory (two daemons, or a daemon and the
+// CLI) act on one config; each decides on what is on disk when it holds
+// the config's lock, never on a view the other one has outdated since.
+func testTwoManagers(t *testing.T, env Env) {
+	f := NewFixture(t, env)
+	f.Init(0)
+	f.Workdir("", "w")
+	if err := f.M.Snapshot(ctx, f.Root, "w", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	a, b := f.NewManager(), f.NewManager()
+	if err := a.RemoveWorkdir(ctx, f.Root, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveWorkdir(ctx, f.Root, "w"); !errors.Is(err, lvm.ErrNotFound) {
+		t.Errorf("the second removal of one workdir: %v, want ErrNotFound", err)
+	}
+	if _, err := a.CreateWorkdir(ctx, f.Root, "s1", "from-s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveSnapshot(ctx, f.Root, "s1"); !errors.Is(err, lvm.ErrNotEmpty) {
+		t.Errorf("removing a snapshot another process just cloned: %v, want ErrNotEmpty", err)
+	}
+	if err := a.RemoveWorkdir(ctx, f.Root, "from-s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RemoveSnapshot(ctx, f.Root, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetCurrent(ctx, f.Root, lvm.DefaultExt, "s1"); !errors.Is(err, lvm.ErrNotFound) {
+		t.Errorf("making a snapshot another process removed current: %v, want ErrNotFound", err)
+	}
+	if _, err := a.CreateWorkdir(ctx, f.Root, "", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CreateWorkdir(ctx, f.Root, "", "x"); !errors.Is(err, lvm.ErrExists) {
+		t.Errorf("creating a workdir another process just made: %v, want ErrExists", err)
+	}
+	f.M = a
+}
+
+// A process that makes itself a mount namespace while a config is being
+// bootstrapped (every build's sandbox does, and so do unshare and
+// systemd) holds a copy of the base's mount; unmounting ours then does
+// not write the filesystem out. postinit must hold the bootstrapped root
+// all the same.
+func testInitBesideNamespace(t *testing.T, env Env) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatalf("unshare (util-linux) is missing: %v", err)
+	}
+	f := NewFixture(t, env)
+	dir := t.TempDir()
+	ready, goOn := filepath.Join(dir, "ready"), filepath.Join(dir, "go")
+	f.Config.Bootstrap = []string{"/bin/sh", "-c", `/bin/sh "$SCRIPT" && touch "$READY" && while [ ! -e "$GO" ]; do sleep 0.05; done`}
+	f.Config.BootstrapEnv = []string{"SCRIPT=" + BootstrapScript(t), "READY=" + ready, "GO=" + goOn}
+	if err := f.M.AddConfig(f.Config); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := f.M.Init(ctx, f.Root, TestWriter(t)); done <- err }()
+	WaitFor(t, 60*time.Second, "the bootstrap", func() bool { _, err := os.Stat(ready); return err == nil })
+	holder := exec.Command("unshare", "--mount", "--propagation", "private", "sleep", "120")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	// unshare has copied the mounts once its sleep runs.
+	WaitFor(t, 10*time.Second, "the other namespace", func() bool {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(holder.Process.Pid) + "/cmdline")
+		return strings.HasPrefix(string(b), "sleep")
+	})
+	if err := os.WriteFile(goOn, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	w := f.Workdir("", "check")
+	if got := Chroot(t, w, "cat /etc/issue"); !strings.Contains(got, "thinroot busybox buildroot") {
+		t.Fatalf("a workdir of postinit reads %q", got)
 	}
 }

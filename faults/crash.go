@@ -1,0 +1,496 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/thinroot/thinroot/builder"
+	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/lvmtest"
+)
+
+// The crash-point matrix: every multi-step operation, SIGKILLed at every
+// named point inside it (internal/crashpoint), runs times over. After each
+// kill a restarted process must find:
+//   - the invariants of World.CheckInvariants (nothing half made is
+//     published, no mount or loop device leaks, the bystander intact),
+//   - a serial outcome: the picture is exactly the one before the
+//     operation (it was rolled back) or the one the serial model gives
+//     after it (it was finished),
+//   - when rolled back, the next attempt of the same operation succeeds
+//     and gives the model's picture.
+
+// RunsEnv sets how many times each point is run (default 2).
+const RunsEnv = "THINROOT_FAULTS_RUNS"
+
+// Runs is the number of runs per case, from RunsEnv.
+func Runs() int {
+	if n, err := strconv.Atoi(os.Getenv(RunsEnv)); err == nil && n > 0 {
+		return n
+	}
+	return 2
+}
+
+// External is the point name of a kill from outside while the bootstrap
+// command runs (the process is not at any point of its own code).
+const External = "bootstrap:during"
+
+// backendPoints are points inside one backend's own code; the matrix runs
+// them on that backend only (elsewhere the process never passes them).
+var backendPoints = map[string]string{
+	"pool-create:image":         "file",
+	"pool-create:mounted":       "file",
+	"pool-remove:after-unmount": "file",
+	"snapshot:frozen":           "file",
+}
+
+// PointsFor lists the points the matrix runs on a backend.
+func PointsFor(backend string) []string {
+	var out []string
+	for _, p := range Points() {
+		if b, ok := backendPoints[p]; !ok || b == backend {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// crashOp is one operation of the matrix.
+type crashOp struct {
+	name   string
+	points []string
+	world  WorldOptions
+	// setup brings a fresh world to the operation's precondition.
+	setup func(w *World)
+	// op is what the helper and the next attempt do.
+	op Op
+	// undo goes back from the operation's result to its precondition, for
+	// the next run.
+	undo func(w *World)
+	// build, when set, makes this a build: the helper runs a one-build
+	// daemon and the restart includes a new builder.
+	build *builder.Request
+}
+
+// ops is the matrix. Every crashpoint.Hit in the code must appear in it
+// (TestMatrixCoversEveryPoint checks).
+func ops(t testing.TB) []crashOp {
+	mid := func(w *World, ext, snap string) {
+		w.must(w.M.CreateWorkdir(bg, w.Root, lvm.PostInit, ext))
+		w.mustDo(w.M.Snapshot(bg, w.Root, ext, snap))
+	}
+	return []crashOp{
+		{
+			name:   "pool-create",
+			points: []string{"pool-create:before", "pool-create:image", "pool-create:mounted", "pool-create:after"},
+			world:  WorldOptions{ByOwnPool: true},
+			setup:  func(w *World) {},
+			op:     Op{Kind: "ensure-pool"},
+			undo:   func(w *World) { w.mustDo(w.M.RemovePool(bg, w.Pool)) },
+		},
+		{
+			name: "init",
+			points: []string{"init:before-base", "base-create:after", "base-create:after-mkfs", "bootstrap:before",
+				External, "bootstrap:after", "postinit:before", "postinit:after", "postinit:after-unmount", "postinit:after-record",
+				"postinit:after-base-remove"},
+			setup: func(w *World) {},
+			op:    Op{Kind: "init"},
+			undo:  func(w *World) { w.mustDo(w.M.Scrub(bg, w.Root)) },
+		},
+		{
+			// A snapshot of a mounted workdir (frozen for the copy) whose
+			// ext's current snapshot is not postinit, so a rollback that
+			// forgot the record would show.
+			name:   "snapshot",
+			points: []string{"snapshot:before", "snapshot:frozen", "snapshot:after", "snapshot:after-record"},
+			world:  WorldOptions{Exts: []string{"w"}},
+			setup: func(w *World) {
+				w.Init(0)
+				mid(w, "w", "mid")
+			},
+			op: Op{Kind: "snapshot", Ext: "w", Name: "new"},
+			undo: func(w *World) {
+				w.mustDo(w.M.RemoveSnapshot(bg, w.Root, "new"))
+				w.mustDo(w.M.SetCurrent(bg, w.Root, "w", "mid"))
+			},
+		},
+		{
+			name: "workdir-create",
+			points: []string{"workdir-create:before-clone", "workdir-create:after-clone", "workdir-create:after-mount",
+				"workdir-create:after-record"},
+			world: WorldOptions{Exts: []string{"victim"}},
+			setup: func(w *World) {
+				w.Init(0)
+				mid(w, "t", "mid")
+				w.mustDo(w.M.RemoveWorkdir(bg, w.Root, "t"))
+			},
+			op: Op{Kind: "workdir-create", Snap: "mid", Ext: "victim"},
+			undo: func(w *World) {
+				w.mustDo(w.M.RemoveWorkdir(bg, w.Root, "victim"))
+				w.mustDo(w.M.SetCurrent(bg, w.Root, "victim", lvm.PostInit))
+			},
+		},
+		{
+			name:   "workdir-remove",
+			points: []string{"workdir-remove:after-unmount", "workdir-remove:after-remove"},
+			world:  WorldOptions{Exts: []string{"victim"}},
+			setup: func(w *World) {
+				w.Init(0)
+				w.must(w.M.CreateWorkdir(bg, w.Root, lvm.PostInit, "victim"))
+			},
+			op:   Op{Kind: "workdir-remove", Ext: "victim"},
+			undo: func(w *World) { w.must(w.M.CreateWorkdir(bg, w.Root, lvm.PostInit, "victim")) },
+		},
+		{
+			// The snapshot removed is head's current one: its record must
+			// fall back to postinit with it, never without it.
+			name:   "remove-snapshot",
+			points: []string{"snapshot-remove:after-records", "snapshot-remove:after-remove"},
+			world:  WorldOptions{Exts: []string{"t"}},
+			setup: func(w *World) {
+				w.Init(0)
+				mid(w, "t", "gone")
+				w.mustDo(w.M.RemoveWorkdir(bg, w.Root, "t"))
+				w.mustDo(w.M.SetCurrent(bg, w.Root, lvm.DefaultExt, "gone"))
+			},
+			op: Op{Kind: "remove-snapshot", Snap: "gone"},
+			undo: func(w *World) {
+				mid(w, "t", "gone")
+				w.mustDo(w.M.RemoveWorkdir(bg, w.Root, "t"))
+				w.mustDo(w.M.SetCurrent(bg, w.Root, lvm.DefaultExt, "gone"))
+			},
+		},
+		{
+			name:   "scrub",
+			points: []string{"scrub:after-unmount", "scrub:mid-remove", "scrub:after-remove", "scrub:after-records"},
+			world:  WorldOptions{Exts: []string{"w1"}},
+			setup:  scrubSetup,
+			op:     Op{Kind: "scrub"},
+			undo:   scrubSetup,
+		},
+		{
+			// The last config of a pool: scrub removes the pool too.
+			name:   "scrub-last",
+			points: []string{"scrub:mid-remove", "scrub:after-records", "pool-remove:after-unmount"},
+			world:  WorldOptions{ByOwnPool: true, Exts: []string{"w1"}},
+			setup:  scrubSetup,
+			op:     Op{Kind: "scrub"},
+			undo:   scrubSetup,
+		},
+		{
+			name:   "build",
+			points: []string{"build:start", "build:finish", "build:collected"},
+			world:  WorldOptions{Exts: []string{"bx"}},
+			setup:  func(w *World) { w.Init(0) },
+			build: &builder.Request{UniqueExt: "bx", Command: []string{"/bin/sh", "-c",
+				`echo started; echo made > "$RESULTS/out"`}},
+			undo: func(w *World) {},
+		},
+	}
+}
+
+func scrubSetup(w *World) {
+	w.Init(0)
+	ws := w.must(w.M.CreateWorkdir(bg, w.Root, lvm.PostInit, "w1"))
+	if err := os.WriteFile(filepath.Join(ws.Mountpoint, "root", "data"), []byte("x"), 0o644); err != nil {
+		w.T.Fatal(err)
+	}
+	w.mustDo(w.M.Snapshot(bg, w.Root, "w1", "s1"))
+}
+
+func (w *World) must(ws *lvm.WorkdirState, err error) *lvm.WorkdirState {
+	w.T.Helper()
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	return ws
+}
+
+func (w *World) mustDo(err error) {
+	w.T.Helper()
+	if err != nil {
+		w.T.Fatal(err)
+	}
+}
+
+// Points lists every point of the matrix, in order.
+func Points() []string {
+	var out []string
+	for _, o := range ops(nil) {
+		out = append(out, o.points...)
+	}
+	return out
+}
+
+// RunCrashMatrix runs the matrix on env's backend.
+func RunCrashMatrix(t *testing.T, env lvmtest.Env) {
+	for _, op := range ops(t) {
+		t.Run(op.name, func(t *testing.T) { runCrashOp(t, env, op) })
+	}
+}
+
+func runCrashOp(t *testing.T, env lvmtest.Env, op crashOp) {
+	// One world serves the op's points in turn (each run ends back at the
+	// precondition); a point that fails leaves a world nobody should trust,
+	// so the next point gets a fresh one. Worlds belong to the op's test,
+	// so they outlive the point that made them.
+	var w *World
+	failed := true
+	for _, point := range op.points {
+		if b, ok := backendPoints[point]; ok && b != env.Name {
+			continue
+		}
+		if failed {
+			w = NewWorld(t, env, op.world)
+			op.setup(w)
+		}
+		failed = !t.Run(point, func(t *testing.T) {
+			w.T, w.Fixture.T = t, t
+			r := Record(t, "crash", op.name+" @ "+point, env.Name)
+			for run := 0; run < Runs() && !t.Failed(); run++ {
+				r.Run()
+				crashOnce(t, w, op, point, r)
+			}
+		})
+		w.T, w.Fixture.T = t, t
+	}
+}
+
+// crashOnce is one run: kill the operation at point, restart, check,
+// retry, undo.
+func crashOnce(t *testing.T, w *World, op crashOp, point string, r *Rec) {
+	before := w.Picture(w.M)
+	o := op.op
+	o.Root = w.Root
+	after, ok := before, true
+	if op.build == nil {
+		after, ok = Apply(before, o)
+		r.Must(ok, "the model says %s cannot run on %s", o, before)
+	}
+	job := Job{Op: o.Kind, Backend: w.Env.Name, StateDir: w.StateDir, Basedir: w.Basedir, Configs: []lvm.Config{w.Config, w.By},
+		Root: w.Root, Snap: o.Snap, Ext: o.Ext, Name: o.Name}
+	var info builder.ConfigInfo
+	if op.build != nil {
+		req := *op.build
+		req.Config = w.Root
+		info = builder.ConfigInfo{Root: w.Root}
+		job.Op, job.Build, job.BuildInfo = "build", &req, &info
+	}
+	kill(t, w, job, point, r)
+
+	// A daemon that was running all along, at its next refresh, must show
+	// nothing half made either: the dead process's operation is finished
+	// or hidden, never listed as it was left.
+	if _, err := w.M.Refresh(bg); err != nil {
+		r.Check(false, "refresh of the running manager after a kill at %s: %v", point, err)
+	}
+	if op.build == nil {
+		w.CheckInvariants(w.M, r)
+		running := w.Picture(w.M).String()
+		r.Check(running == before.String() || running == after.String(),
+			"after a kill at %s the running manager shows neither the picture before nor after %s:\nbefore %s\nafter  %s\ngot    %s",
+			point, o, before, after, running)
+	}
+
+	// The restart, and what it must find.
+	m := w.Restart()
+	var b *builder.Builder
+	if op.build != nil {
+		b = startBuilder(t, w, info)
+		checkInterruptedBuild(t, w, b, point, r)
+	}
+	w.CheckInvariants(m, r)
+	got := w.Picture(m)
+	switch got.String() {
+	case before.String():
+		if before.String() == after.String() {
+			r.Outcome("no-change")
+		} else {
+			r.Outcome("rolled-back")
+		}
+	case after.String():
+		r.Outcome("completed")
+
+	default:
+		r.Check(false, "after a kill at %s the picture is neither the one before nor the one after %s:\nbefore %s\nafter  %s\ngot    %s",
+			point, o, before, after, got)
+		return
+	}
+	if disk, err := w.DiskPicture(); r.Check(err == nil, "disk picture: %v", err) {
+		r.Check(disk.String() == got.String(), "the Manager and the disk disagree:\nmanager %s\ndisk    %s", got, disk)
+	}
+
+	// The next attempt of the same operation.
+	if got.String() == before.String() {
+		if op.build != nil {
+			retryBuild(t, w, b, *job.Build, r)
+		} else {
+			err := Perform(bg, w.M, job)
+			r.Check(err == nil, "the next %s after a kill at %s: %v", o, point, err)
+		}
+		w.CheckInvariants(w.M, r)
+		now := w.Picture(w.M)
+		r.Check(now.String() == after.String(), "after the next attempt:\nwant %s\ngot  %s", after, now)
+	}
+	if t.Failed() {
+		return
+	}
+	op.undo(w)
+	now := w.Picture(w.M)
+	r.Check(now.String() == before.String(), "undo did not restore the precondition:\nwant %s\ngot  %s", before, now)
+}
+
+// kill runs job in a helper armed at point and checks it died there.
+func kill(t *testing.T, w *World, job Job, point string, r *Rec) {
+	t.Helper()
+	armed := point
+	var ready string
+	if point == External {
+		// The bootstrap holds a file open in the new root and waits, as a
+		// package manager in the middle of its work does.
+		armed = ""
+		ready = filepath.Join(t.TempDir(), "bootstrap-started")
+		cfg := w.Config
+		cfg.Bootstrap = []string{"/bin/sh", "-c", `exec 3>"$ROOT/partial"; echo half >&3; touch "$READY"; sleep 60`}
+		cfg.BootstrapEnv = []string{"READY=" + ready}
+		job.Configs = []lvm.Config{cfg, w.By}
+	}
+	cmd, err := helperCmd(job, armed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Output goes to a file, not a pipe: a pipe would make Wait wait for
+	// every process that inherited it, hiding any the kill left running.
+	logf, err := os.CreateTemp(t.TempDir(), "helper-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	out := fileText{logf.Name()}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	if ready != "" {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if _, err := os.Stat(ready); err == nil {
+				break
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("the helper ended (%v) before its bootstrap started:\n%s", err, out.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("the bootstrap did not start:\n%s", out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cmd.Process.Kill()
+	}
+	select {
+	case err = <-done:
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("the helper did not die at %s:\n%s", point, out.String())
+	}
+	var ee *exec.ExitError
+	killed := errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled() &&
+		ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL
+	r.Must(killed && (ready != "" || strings.Contains(out.String(), "crashpoint: "+point)),
+		"the helper was not killed at %s (%v):\n%s", point, err, out.String())
+}
+
+func startBuilder(t *testing.T, w *World, info builder.ConfigInfo) *builder.Builder {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := builder.New(ctx, builder.Options{StateDir: w.StateDir, Jobs: 1, Manager: w.M, Log: w.Log,
+		Resolve: func(string) (builder.ConfigInfo, error) { return info, nil }})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	b.Start(ctx)
+	t.Cleanup(func() { cancel(); b.Wait() })
+	return b
+}
+
+// checkInterruptedBuild: the build the dead daemon ran is on record as
+// interrupted, its workdir is gone, and what it had made is kept.
+func checkInterruptedBuild(t *testing.T, w *World, b *builder.Builder, point string, r *Rec) {
+	t.Helper()
+	list := b.List()
+	if !r.Check(len(list) > 0, "the restarted builder has no record of the killed build") {
+		return
+	}
+	rec := list[0]
+	r.Check(rec.State == builder.StateInterrupted, "the killed build is %s after the restart, want interrupted", rec.State)
+	_, cs := w.M.State().Config(w.Root)
+	r.Check(cs != nil && cs.Workdir(rec.UniqueExt) == nil, "the killed build's workdir %s is still there", rec.UniqueExt)
+	if point != "build:start" {
+		data, err := os.ReadFile(filepath.Join(rec.ResultDir, "out"))
+		r.Check(err == nil && string(data) == "made\n", "the killed build's result is lost: %q %v", data, err)
+	}
+	lvmtest.WaitFor(t, 10*time.Second, "the killed build's processes to go", func() bool {
+		return len(buildProcs("THINROOT_BUILD_ID="+rec.ID)) == 0
+	})
+}
+
+func retryBuild(t *testing.T, w *World, b *builder.Builder, req builder.Request, r *Rec) {
+	t.Helper()
+	rec, err := b.Submit(req, 0)
+	if !r.Check(err == nil, "resubmit: %v", err) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fin, err := b.WaitFor(ctx, rec.ID)
+	r.Check(err == nil && fin.State == builder.StateSucceeded, "the next build: %v %s %s", err, fin.State, fin.Error)
+	data, err := os.ReadFile(filepath.Join(fin.ResultDir, "out"))
+	r.Check(err == nil && string(data) == "made\n", "the next build's result: %q %v", data, err)
+}
+
+// buildProcs lists the pids whose environment or command line holds mark. A
+// build's processes inherit THINROOT_BUILD_ID=<id>, and its sandbox's
+// init carries its spec (with that variable) on its command line; their
+// root, after the sandbox's pivot_root, names no host path.
+func buildProcs(mark string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if bytes.Contains(env, []byte(mark)) || bytes.Contains(cmdline, []byte(mark)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// fileText reads a log file when printed.
+type fileText struct{ path string }
+
+func (f fileText) String() string {
+	b, _ := os.ReadFile(f.path)
+	return string(b)
+}
+
+var _ = fmt.Sprint

@@ -1,0 +1,38 @@
+package faults_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/thinroot/thinroot/faults"
+	"github.com/thinroot/thinroot/internal/testbin"
+	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/file"
+	"github.com/thinroot/thinroot/lvm/lvmtest"
+	"github.com/thinroot/thinroot/sandbox"
+)
+
+// fileEnv is the file backend, the one this host can run.
+var fileEnv = lvmtest.Env{
+	Name: "file",
+	Backends: func(stateDir string) map[string]lvm.Backend {
+		return map[string]lvm.Backend{file.Kind: file.New(stateDir, nil)}
+	},
+	Config: func(root, pool string) lvm.Config { return lvm.Config{Backend: file.Kind} },
+}
+
+// moreEnvs are the backends other files of this package add (the lvm2
+// one, built with -tags lvm2 for the VM).
+var moreEnvs []lvmtest.Env
+
+func TestMain(m *testing.M) {
+	// Builds re-execute the test binary as their sandbox's init, and the
+	// crash matrix runs it again as the process it kills.
+	sandbox.Main()
+	probeMain()
+	faults.HelperMain(append([]lvmtest.Env{fileEnv}, moreEnvs...)...)
+	code := m.Run()
+	testbin.Remove()
+	removeProbe()
+	os.Exit(code)
+}
