@@ -384,6 +384,19 @@ func (m *Manager) heldBy(root, ext string) string {
 // Once it holds the lock it finishes the config's operations that died
 // half way, so no operation starts on top of another's leftovers.
 func (m *Manager) lockConfig(ctx context.Context, c *Config) (*HeldLock, error) {
+	return m.lockConfigSync(ctx, c, true)
+}
+
+// lockConfigCached is lockConfig without the rescan, for workdir creation,
+// the one operation on a hot path with a budget of backend calls (2 lvm2
+// commands): it needs no fresh picture, since the backend itself refuses a
+// volume that exists and an origin that is gone, atomically, and a
+// workdir another process made shows as its mount.
+func (m *Manager) lockConfigCached(ctx context.Context, c *Config) (*HeldLock, error) {
+	return m.lockConfigSync(ctx, c, false)
+}
+
+func (m *Manager) lockConfigSync(ctx context.Context, c *Config, sync bool) (*HeldLock, error) {
 	l, err := Lock(ctx, m.configLockPath(c.Root), true, func(Holder) {
 		m.log.Info("waiting for another thinroot operation on the config", "config", c.Root)
 	})
@@ -394,9 +407,11 @@ func (m *Manager) lockConfig(ctx context.Context, c *Config) (*HeldLock, error) 
 		l.Release()
 		return nil, fmt.Errorf("config %s: finish an interrupted operation: %w", c.Root, err)
 	}
-	if err := m.syncPool(ctx, c.Pool); err != nil {
-		l.Release()
-		return nil, fmt.Errorf("config %s: %w", c.Root, err)
+	if sync {
+		if err := m.syncPool(ctx, c.Pool); err != nil {
+			l.Release()
+			return nil, fmt.Errorf("config %s: %w", c.Root, err)
+		}
 	}
 	return l, nil
 }

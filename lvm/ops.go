@@ -409,7 +409,7 @@ func (m *Manager) CreateWorkdir(ctx context.Context, root, snap, ext string) (*W
 		return nil, err
 	}
 	defer unlockShared()
-	own, err := m.lockConfig(ctx, c)
+	own, err := m.lockConfigCached(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -437,7 +437,9 @@ func (m *Manager) CreateWorkdir(ctx context.Context, root, snap, ext string) (*W
 	}
 	target := c.RootPath(ext)
 	if ok, _ := mount.IsMountpoint(target); ok {
-		return nil, fmt.Errorf("create workdir %s.%s: %s is already mounted (by another tool?): %w", root, ext, target, ErrBusy)
+		// Another process made this workdir since our last scan (or
+		// something else sits on its mount point): either way it exists.
+		return nil, fmt.Errorf("create workdir %s.%s: %s is already mounted: %w", root, ext, target, ErrExists)
 	}
 	mctx := context.WithoutCancel(ctx)
 	be := m.backendFor(c)
