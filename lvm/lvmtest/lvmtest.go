@@ -64,6 +64,14 @@ var poolSeq atomic.Int64
 // first use (Init) unless the test makes it.
 func NewFixture(t testing.TB, env Env) *Fixture {
 	t.Helper()
+	return NewFixtureRoot(t, env, "busybox-test")
+}
+
+// NewFixtureRoot is NewFixture for a config named root. Tests that run side
+// by side need their own roots: lvm2 names volumes per volume group, not
+// per pool, so two pools cannot both hold +mock.busybox-test.head.
+func NewFixtureRoot(t testing.TB, env Env, root string) *Fixture {
+	t.Helper()
 	RequireRoot(t)
 	if env.PoolSize == 0 {
 		env.PoolSize = 2 << 30
@@ -77,7 +85,7 @@ func NewFixture(t testing.TB, env Env) *Fixture {
 		StateDir: filepath.Join(dir, "state"),
 		Basedir:  filepath.Join(dir, "mock"),
 		Pool:     fmt.Sprintf("tp%d-%d", os.Getpid()%10000, poolSeq.Add(1)),
-		Root:     "busybox-test",
+		Root:     root,
 		Log:      TestLogger(t),
 	}
 	f.Config = f.ConfigFor(f.Root)

@@ -457,12 +457,12 @@ func assertNoOwnVolumes(t *testing.T, f *Fixture, m *lvm.Manager, want int) {
 // nothing leaks, and the next init succeeds.
 func testKilledInit(t *testing.T, env Env) {
 	points := []string{"init:before-base", "base-create:after", "bootstrap:before", "bootstrap:after", "postinit:before", "postinit:after"}
-	for _, point := range points {
+	for i, point := range points {
 		t.Run(point, func(t *testing.T) {
 			// Each point has its own pool and config: they run side by
 			// side, which also puts recovery under concurrent load.
 			t.Parallel()
-			f := NewFixture(t, env)
+			f := NewFixtureRoot(t, env, "killed-init-"+strconv.Itoa(i))
 			if err := f.M.EnsurePool(ctx, f.Root); err != nil {
 				t.Fatal(err)
 			}
@@ -488,7 +488,7 @@ func testKilledInit(t *testing.T, env Env) {
 	// device busy).
 	t.Run("external-kill-during-bootstrap", func(t *testing.T) {
 		t.Parallel()
-		f := NewFixture(t, env)
+		f := NewFixtureRoot(t, env, "killed-init-external")
 		ready := filepath.Join(t.TempDir(), "started")
 		mark := strconv.Itoa(60+os.Getpid()%1000) + ".5"
 		cfg := f.Config
