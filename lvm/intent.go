@@ -199,7 +199,20 @@ func (m *Manager) intents() []intentOnDisk {
 // hidden). Refresh runs it too, so a long-running daemon finishes what a
 // killed command left.
 func (m *Manager) Recover(ctx context.Context) error {
-	return m.recoverDead(ctx, "", false)
+	err := m.recoverDead(ctx, "", false)
+	m.mu.Lock()
+	cfgs := make([]*Config, 0, len(m.configs))
+	for _, c := range m.configs {
+		cfgs = append(cfgs, c)
+	}
+	m.mu.Unlock()
+	for _, c := range cfgs {
+		if l, lerr := TryLock(m.configLockPath(c.Root), true); lerr == nil && l != nil {
+			sweepSnapinfoTemps(c)
+			l.Release()
+		}
+	}
+	return err
 }
 
 // recoverDead recovers the dead intents of root (every root when ""). The

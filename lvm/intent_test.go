@@ -47,3 +47,57 @@ func TestRecoverSweepsAbandonedIntentTemporaries(t *testing.T) {
 		t.Fatalf("intent not in place: %v", err)
 	}
 }
+
+// The temporary of a current-snapshot record whose writer was killed in
+// the middle of writing it is removed by the next operation on its config,
+// and only that config's.
+func TestConfigLockSweepsRecordTemporaries(t *testing.T) {
+	m, err := NewManager(Options{StateDir: t.TempDir(), Basedir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{Root: "a", Basedir: t.TempDir()}
+	if err := c.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	mine := filepath.Join(c.Basedir, "..snapinfo-mock.a.e1.tmp-123")
+	other := filepath.Join(c.Basedir, "..snapinfo-mock.a.b.e1.tmp-456") // config "a.b"
+	record := c.SnapinfoPath("e1")
+	for _, p := range []string{mine, other, record} {
+		os.WriteFile(p, []byte("mock.a.postinit"), 0o644)
+	}
+	l, err := m.lockConfig(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	if _, err := os.Stat(mine); err == nil {
+		t.Error("the config's abandoned record temporary is still there")
+	}
+	for _, p := range []string{other, record} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", filepath.Base(p), err)
+		}
+	}
+}
+
+// Recovery (at start and at every refresh) sweeps them too, for every
+// registered config nobody is working on.
+func TestRecoverSweepsRecordTemporaries(t *testing.T) {
+	m, err := NewManager(Options{StateDir: t.TempDir(), Basedir: t.TempDir(), Backends: map[string]Backend{"file": nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Config{Root: "a", Basedir: t.TempDir(), Backend: "file"}
+	if err := m.AddConfig(c); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(c.Basedir, "..snapinfo-mock.a.e1.tmp-123")
+	os.WriteFile(tmp, nil, 0o644)
+	if err := m.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); err == nil {
+		t.Error("recovery left an abandoned record temporary")
+	}
+}

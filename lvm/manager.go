@@ -394,6 +394,7 @@ func (m *Manager) lockConfig(ctx context.Context, c *Config) (*HeldLock, error) 
 		l.Release()
 		return nil, fmt.Errorf("config %s: finish an interrupted operation: %w", c.Root, err)
 	}
+	sweepSnapinfoTemps(c)
 	if err := m.syncPool(ctx, c.Pool); err != nil {
 		l.Release()
 		return nil, fmt.Errorf("config %s: %w", c.Root, err)
