@@ -106,6 +106,7 @@ func New(ctx context.Context, opts Options) (*Builder, error) {
 		return nil, err
 	}
 	for _, d := range ents {
+		b.sweepRecordTemps(d.Name())
 		var rec Build
 		data, err := os.ReadFile(filepath.Join(b.dir(), d.Name(), "build.json"))
 		if err != nil || json.Unmarshal(data, &rec) != nil || rec.ID != d.Name() {
@@ -154,6 +155,24 @@ func (b *Builder) interrupted(ctx context.Context, e *entry) {
 	b.log.Warn("build was interrupted by a daemon restart", "build", e.b.ID, "was", was)
 	if err := b.save(&e.b); err != nil {
 		b.log.Error("save build record", "build", e.b.ID, "err", err)
+	}
+}
+
+// sweepRecordTemps removes the temporaries a daemon killed in the middle
+// of writing a build's record left (fsutil.WriteFileAtomic's
+// .build.json.tmp-*), unless a live daemon owns the build.
+func (b *Builder) sweepRecordTemps(id string) {
+	tmps, _ := filepath.Glob(filepath.Join(b.buildDir(id), ".build.json.tmp-*"))
+	if len(tmps) == 0 {
+		return
+	}
+	h, err := lvm.TryLock(b.ownPath(id), true)
+	if err != nil || h == nil {
+		return
+	}
+	defer h.Release()
+	for _, p := range tmps {
+		os.Remove(p)
 	}
 }
 
