@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -57,10 +56,10 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	// A predecessor killed with SIGKILL left its tree's mount point dead:
-	// every look at it, MkdirAll's too, fails with ENOTCONN. Detach it
-	// first, as mounting does.
+	// every look at it, MkdirAll's too, fails. Detach it first, as
+	// mounting does.
 	var sfs unix.Statfs_t
-	if err := unix.Statfs(ts.mp, &sfs); errors.Is(err, unix.ENOTCONN) {
+	if err := unix.Statfs(ts.mp, &sfs); deadMount(err) {
 		if err := detachStale(a.logger(), ts.mp); err != nil {
 			return err
 		}
