@@ -106,6 +106,7 @@ func New(ctx context.Context, opts Options) (*Builder, error) {
 		return nil, err
 	}
 	for _, d := range ents {
+		b.sweepRecordTemps(d.Name())
 		var rec Build
 		data, err := os.ReadFile(filepath.Join(b.dir(), d.Name(), "build.json"))
 		if err != nil || json.Unmarshal(data, &rec) != nil || rec.ID != d.Name() {
@@ -145,7 +146,7 @@ func (b *Builder) interrupted(ctx context.Context, e *entry) {
 	e.b.Finished = time.Now().UTC()
 	e.b.Error = fmt.Sprintf("the daemon stopped while the build was %s", was)
 	e.b.Phases = append(e.b.Phases, Phase{State: StateInterrupted, At: e.b.Finished})
-	if e.b.Workdir != "" && b.opts.Manager != nil {
+	if b.opts.Manager != nil && (e.b.Workdir != "" || b.madeWorkdir(e.b)) {
 		err := b.opts.Manager.RemoveWorkdir(ctx, e.b.Request.Config, e.b.UniqueExt)
 		if err != nil && !errors.Is(err, lvm.ErrNotFound) {
 			b.log.Warn("remove the workdir of an interrupted build", "build", e.b.ID, "err", err)
@@ -155,6 +156,47 @@ func (b *Builder) interrupted(ctx context.Context, e *entry) {
 	if err := b.save(&e.b); err != nil {
 		b.log.Error("save build record", "build", e.b.ID, "err", err)
 	}
+}
+
+// sweepRecordTemps removes the temporaries a daemon killed in the middle
+// of writing a build's record left (fsutil.WriteFileAtomic's
+// .build.json.tmp-*), unless a live daemon owns the build.
+func (b *Builder) sweepRecordTemps(id string) {
+	tmps, _ := filepath.Glob(filepath.Join(b.buildDir(id), ".build.json.tmp-*"))
+	if len(tmps) == 0 {
+		return
+	}
+	h, err := lvm.TryLock(b.ownPath(id), true)
+	if err != nil || h == nil {
+		return
+	}
+	defer h.Release()
+	for _, p := range tmps {
+		os.Remove(p)
+	}
+}
+
+// madeWorkdir tells whether a build whose record names no workdir made
+// one all the same: its daemon died after creating it and before
+// recording it. The build's ext then has a workdir made after the build
+// started creating one (volume times may have whole seconds only); an
+// older one is somebody else's and stays.
+func (b *Builder) madeWorkdir(rec Build) bool {
+	var since time.Time
+	for _, p := range rec.Phases {
+		if p.State == StateCreatingWorkdir {
+			since = p.At
+		}
+	}
+	if since.IsZero() {
+		return false
+	}
+	_, cs := b.opts.Manager.State().Config(rec.Request.Config)
+	if cs == nil {
+		return false
+	}
+	w := cs.Workdir(rec.UniqueExt)
+	return w != nil && !w.Created.Before(since.Truncate(time.Second))
 }
 
 // Start runs the dispatcher until ctx ends; Wait waits for running builds.

@@ -499,3 +499,35 @@ func TestSecondDaemonLeavesRunningBuilds(t *testing.T) {
 		t.Fatalf("the build ended %s: %s", fin.State, fin.Error)
 	}
 }
+
+// The daemon killed between making a build's workdir and recording it in
+// the build's record: at the next start the build is interrupted and
+// that workdir, which only the build knew of, is removed; the next build
+// of the same unique-ext works.
+func TestDaemonKilledAfterWorkdirMade(t *testing.T) {
+	f := lvmtest.NewFixture(t, env)
+	f.Init(0)
+	spec, _ := json.Marshal(daemonJob{StateDir: f.StateDir, Basedir: f.Basedir, Config: f.Config})
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), daemonEnv+"="+string(spec), "THINROOT_CRASHPOINT=build:workdir-made")
+	out, err := cmd.Output()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		t.Fatalf("the daemon was not killed: %v", err)
+	}
+	id := strings.TrimSpace(string(out))
+	w := &world{f: f, info: builder.ConfigInfo{Root: f.Root, Build: []string{"true"}}}
+	w.f.M = f.NewManager()
+	w.start(t, 1)
+	b, err := w.b.Get(id)
+	if err != nil || b.State != builder.StateInterrupted {
+		t.Fatalf("after the restart the build is %s (%v), want interrupted", b.State, err)
+	}
+	st, _ := w.f.M.Refresh(context.Background())
+	if _, cs := st.Config(f.Root); cs.Workdir(b.UniqueExt) != nil {
+		t.Fatalf("the killed build's workdir %s is left behind", b.UniqueExt)
+	}
+	again := w.wait(t, w.submit(t, builder.Request{UniqueExt: b.UniqueExt, Command: []string{"true"}}).ID)
+	if again.State != builder.StateSucceeded {
+		t.Fatalf("the next build of %s: %s %s", b.UniqueExt, again.State, again.Error)
+	}
+}

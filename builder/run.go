@@ -91,6 +91,7 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		fail(StateError, fmt.Errorf("create workdir: %w", err))
 		return
 	}
+	crashpoint.Hit("build:workdir-made")
 	b.update(e, func(r *Build) { r.Workdir, r.Snapshot = w.Mountpoint, w.Snapshot })
 	logf("workdir %s.%s from snapshot %s at %s", req.Config, ext, w.Snapshot, w.Mountpoint)
 	removeWorkdir := func() {

@@ -189,7 +189,7 @@ func ops(t testing.TB) []crashOp {
 		},
 		{
 			name:   "build",
-			points: []string{"build:start", "build:finish", "build:collected"},
+			points: []string{"build:workdir-made", "build:start", "build:finish", "build:collected"},
 			world:  WorldOptions{Exts: []string{"bx"}},
 			setup:  func(w *World) { w.Init(0) },
 			build: &builder.Request{UniqueExt: "bx", Command: []string{"/bin/sh", "-c",
@@ -441,7 +441,7 @@ func checkInterruptedBuild(t *testing.T, w *World, b *builder.Builder, point str
 	r.Check(rec.State == builder.StateInterrupted, "the killed build is %s after the restart, want interrupted", rec.State)
 	_, cs := w.M.State().Config(w.Root)
 	r.Check(cs != nil && cs.Workdir(rec.UniqueExt) == nil, "the killed build's workdir %s is still there", rec.UniqueExt)
-	if point != "build:start" {
+	if point == "build:finish" || point == "build:collected" {
 		data, err := os.ReadFile(filepath.Join(rec.ResultDir, "out"))
 		r.Check(err == nil && string(data) == "made\n", "the killed build's result is lost: %q %v", data, err)
 	}

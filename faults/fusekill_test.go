@@ -196,7 +196,7 @@ func TestFUSEServerKilledDuringMkdir(t *testing.T) {
 		r := faults.Record(t, "fuse-kill", "mkdir in flight, server killed at a random moment", "file")
 		rnd := rand.New(rand.NewSource(9))
 		for run := 0; run < 4*faults.Runs() && !t.Failed(); run++ {
-			delay := time.Duration(rnd.Intn(120)) * time.Millisecond
+			delay := time.Duration(rnd.Intn(40)) * time.Millisecond
 			round(r, fmt.Sprintf("kill after %v", delay), func(s *server, done <-chan struct{}) {
 				select {
 				case <-done:

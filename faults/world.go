@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,6 +198,25 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 		"the bystander lost its workdir or snapshot: %+v", bc)
 	got, err := os.ReadFile(filepath.Join(w.By.RootPath(BystanderExt), bystanderFile))
 	r.Check(err == nil && string(got) == w.token, "the bystander's file reads %q (%v), want %q", got, err, w.token)
+
+	// Temporaries of atomic writes (records, sidecars, intents) that a
+	// dead writer left, anywhere thinroot writes outside the volumes.
+	var tmps []string
+	for _, dir := range []string{w.Basedir, w.StateDir} {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if d.IsDir() && (p == filepath.Join(w.StateDir, "pools") || (d.Name() == "root" && p != dir)) {
+				return filepath.SkipDir // the pools' and volumes' own contents
+			}
+			if n := d.Name(); strings.Contains(n, ".tmp-") || strings.HasPrefix(n, ".new-") {
+				tmps = append(tmps, strings.TrimPrefix(p, filepath.Dir(dir)+"/"))
+			}
+			return nil
+		})
+	}
+	r.Check(len(tmps) == 0, "temporaries left behind: %v", tmps)
 
 	// Mounts and loop devices.
 	table, _ := mount.Table()

@@ -84,6 +84,11 @@ func setRecord(path string, content *string) error {
 
 func (m *Manager) intentsDir() string { return filepath.Join(m.opts.StateDir, "intents") }
 
+// tempPrefix names an intent being written; Recover ignores it while its
+// writer holds it and sweeps it once the lock is free (its writer died
+// before the intent was in place, so nothing was done yet).
+const tempPrefix = ".new-"
+
 // begin writes and locks an intent.
 func (m *Manager) begin(in *intent) error {
 	dir := m.intentsDir()
@@ -94,14 +99,25 @@ func (m *Manager) begin(in *intent) error {
 	// Write and lock it under a name Recover ignores, then rename it into
 	// place: the lock belongs to the open file, not the name, so nobody
 	// can ever see it unlocked or half written.
-	f, err := os.CreateTemp(dir, ".new-"+in.Op+"-*")
-	if err != nil {
-		return fmt.Errorf("record intent: %w", err)
-	}
-	if err := setOFD(f, unix.F_OFD_SETLK, unix.F_WRLCK); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return fmt.Errorf("lock intent: %w", err)
+	var f *os.File
+	for attempt := 0; ; attempt++ {
+		var err error
+		if f, err = os.CreateTemp(dir, tempPrefix+in.Op+"-*"); err != nil {
+			return fmt.Errorf("record intent: %w", err)
+		}
+		if err := setOFD(f, unix.F_OFD_SETLK, unix.F_WRLCK); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return fmt.Errorf("lock intent: %w", err)
+		}
+		// Between its creation and our lock the file was nobody's, and a
+		// recovery may have swept it as abandoned: start over then.
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err == nil && st.Nlink == 0 && attempt < 10 {
+			f.Close()
+			continue
+		}
+		break
 	}
 	in.lock = &HeldLock{f: f, path: f.Name()}
 	in.path = strings.TrimSuffix(filepath.Join(dir, strings.TrimPrefix(filepath.Base(f.Name()), ".new-")), ".json") + ".json"
@@ -183,7 +199,20 @@ func (m *Manager) intents() []intentOnDisk {
 // hidden). Refresh runs it too, so a long-running daemon finishes what a
 // killed command left.
 func (m *Manager) Recover(ctx context.Context) error {
-	return m.recoverDead(ctx, "", false)
+	err := m.recoverDead(ctx, "", false)
+	m.mu.Lock()
+	cfgs := make([]*Config, 0, len(m.configs))
+	for _, c := range m.configs {
+		cfgs = append(cfgs, c)
+	}
+	m.mu.Unlock()
+	for _, c := range cfgs {
+		if l, lerr := TryLock(m.configLockPath(c.Root), true); lerr == nil && l != nil {
+			sweepSnapinfoTemps(c)
+			l.Release()
+		}
+	}
+	return err
 }
 
 // recoverDead recovers the dead intents of root (every root when ""). The
@@ -200,10 +229,17 @@ func (m *Manager) recoverDead(ctx context.Context, root string, haveLock bool) e
 	}
 	var errs []error
 	for _, e := range ents {
+		p := filepath.Join(m.intentsDir(), e.Name())
+		if strings.HasPrefix(e.Name(), tempPrefix) {
+			if h, err := TryLock(p, true); err == nil && h != nil {
+				os.Remove(p)
+				h.Release()
+			}
+			continue
+		}
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}
-		p := filepath.Join(m.intentsDir(), e.Name())
 		h, err := TryLock(p, true)
 		if err != nil || h == nil {
 			continue // its writer is alive

@@ -407,6 +407,7 @@ func (m *Manager) lockConfigSync(ctx context.Context, c *Config, sync bool) (*He
 		l.Release()
 		return nil, fmt.Errorf("config %s: finish an interrupted operation: %w", c.Root, err)
 	}
+	sweepSnapinfoTemps(c)
 	if sync {
 		if err := m.syncPool(ctx, c.Pool); err != nil {
 			l.Release()

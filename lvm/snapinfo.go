@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/thinroot/thinroot/internal/fsutil"
@@ -59,4 +60,30 @@ func snapinfoExts(c *Config) []string {
 		}
 	}
 	return exts
+}
+
+// sweepSnapinfoTemps removes the temporaries of c's records that a writer
+// killed inside writeSnapinfo left (fsutil.WriteFileAtomic names them
+// "." + record + ".tmp-*"). Every thinroot writer of c's records holds
+// c's config lock, and so does the caller: any such file is abandoned.
+func sweepSnapinfoTemps(c *Config) {
+	ents, err := os.ReadDir(c.Basedir)
+	if err != nil {
+		return
+	}
+	prefix := "..snapinfo-"
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
+			continue
+		}
+		i := strings.Index(rest, ".tmp-")
+		if i < 0 {
+			continue
+		}
+		// rest[:i] is "<conf id>.<ext>", and exts have no dots.
+		if j := strings.LastIndexByte(rest[:i], '.'); j > 0 && rest[:j] == c.ConfID() {
+			os.Remove(filepath.Join(c.Basedir, e.Name()))
+		}
+	}
 }

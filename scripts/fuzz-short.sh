@@ -36,9 +36,9 @@ echo "$targets" | while read -r pkg target; do
 	if [ -n "${THINROOT_FAULTS_REPORT:-}" ]; then
 		failed_json=false
 		$ok || failed_json=true
-		printf '{"suite":"fuzz","case":"%s (%s): %s, %s seeds","backend":"","runs":%s,"checks":%s,"failed":%s,"seconds":%s}\n' \
+		printf '{"suite":"fuzz","case":"%s (%s): %s, %s seeds","backend":"","runs":%s,"checks":%s,"failed":%s,"seconds":%s,"commit":"%s"}\n' \
 			"$target" "$pkg" "$FUZZTIME" "$seeds" "${execs:-0}" "${execs:-0}" "$failed_json" "$(($(date +%s) - start))" \
-			>>"$THINROOT_FAULTS_REPORT"
+			"${THINROOT_FAULTS_COMMIT:-}" >>"$THINROOT_FAULTS_REPORT"
 	fi
 	rm -f "$log"
 	if ! $ok; then

@@ -4,6 +4,8 @@
 #
 #   scripts/reliability.sh                 runs 2 per crash point, 15s per fuzz target
 #   RUNS=5 FUZZTIME=1m scripts/reliability.sh
+#   EXTRA_REPORTS=vm.log scripts/reliability.sh   add results run elsewhere
+#                                                 (the lvm2 matrix's VM console log)
 #
 # Exits non-zero when any case failed (RELIABILITY.md is written anyway).
 set -u
@@ -17,5 +19,5 @@ export THINROOT_FAULTS_COMMIT="$(git describe --always --dirty 2>/dev/null || ec
 status=0
 $GO test -count=1 -timeout 30m ./faults/ || status=1
 FUZZTIME="${FUZZTIME:-15s}" scripts/fuzz-short.sh || status=1
-$GO run ./faults/reliability -report "$report" -out RELIABILITY.md || status=1
+$GO run ./faults/reliability -report "$report${EXTRA_REPORTS:+,$EXTRA_REPORTS}" -out RELIABILITY.md || status=1
 exit $status

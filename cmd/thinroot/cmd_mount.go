@@ -210,7 +210,7 @@ func detachStale(log *slog.Logger, mp string) error {
 			return fmt.Errorf("%s: something is mounted there already; unmount it first", mp)
 		}
 		return nil
-	case errors.Is(err, unix.ENOTCONN):
+	case deadMount(err):
 		log.Warn("detaching a stale mount left by a server that died", "mountpoint", mp)
 		if err := lazyUnmount(mp); err != nil {
 			return fmt.Errorf("detach the stale mount on %s: %w", mp, err)
@@ -222,6 +222,13 @@ func detachStale(log *slog.Logger, mp string) error {
 	default:
 		return fmt.Errorf("mount point: %w", err)
 	}
+}
+
+// deadMount tells whether err is what a FUSE mount whose server died
+// answers: ENOTCONN, or ECONNABORTED while the kernel is still aborting
+// the requests that were in flight when it died.
+func deadMount(err error) bool {
+	return errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED)
 }
 
 // lazyUnmount detaches mp now; the kernel finishes when its users leave.

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/lvm"
@@ -53,6 +54,15 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	// The daemon's children (bootstraps) never start inside a mount.
 	if err := os.Chdir("/"); err != nil {
 		return err
+	}
+	// A predecessor killed with SIGKILL left its tree's mount point dead:
+	// every look at it, MkdirAll's too, fails. Detach it first, as
+	// mounting does.
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(ts.mp, &sfs); deadMount(err) {
+		if err := detachStale(a.logger(), ts.mp); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(ts.mp, 0o755); err != nil {
 		return err

@@ -202,3 +202,52 @@ func TestCLIFromConfigFiles(t *testing.T) {
 		t.Fatal("the tree is still mounted after SIGTERM")
 	}
 }
+
+// thinroot serve killed with SIGKILL leaves its tree's mount point dead
+// (ENOTCONN); the next serve on the same mount point detaches it and
+// comes up, as thinroot mount does.
+func TestServeRestartsAfterKill(t *testing.T) {
+	e := newCLI(t)
+	mnt := filepath.Join(e.dir, "tree")
+	start := func() *exec.Cmd {
+		t.Helper()
+		serve := e.cmd("serve", "--mount", mnt, "--jobs", "1", "--refresh", "100ms")
+		var log strings.Builder
+		serve.Stdout, serve.Stderr = &log, &log
+		if err := serve.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { serve.Wait(); close(done) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if _, err := os.Stat(filepath.Join(mnt, "README")); err == nil {
+				return serve
+			}
+			select {
+			case <-done:
+				t.Fatalf("serve exited: %v\n%s", serve.ProcessState, log.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				serve.Process.Kill()
+				t.Fatalf("the tree did not come up:\n%s", log.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	serve := start()
+	serve.Process.Signal(syscall.SIGKILL)
+	for i := 0; i < 100 && serve.ProcessState == nil; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Once the kernel's cached attributes of the mount point expire (one
+	// refresh interval), even a stat of it fails with ENOTCONN.
+	time.Sleep(400 * time.Millisecond)
+	serve = start()
+	serve.Process.Signal(syscall.SIGTERM)
+	for i := 0; i < 200 && serve.ProcessState == nil; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	syscall.Unmount(mnt, syscall.MNT_DETACH)
+}

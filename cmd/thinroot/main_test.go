@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Global flags work before the verb as well as after it.
@@ -42,5 +44,23 @@ func TestUsageErrors(t *testing.T) {
 	out.Reset()
 	if code := run([]string{"--version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "thinroot ") {
 		t.Fatalf("--version: %d %q", code, out.String())
+	}
+}
+
+// A dead FUSE mount answers ENOTCONN, and ECONNABORTED while the kernel
+// still aborts the requests that were in flight when its server died;
+// serve and mount detach it either way. Only ENOTCONN was known, so a
+// restart right after a kill failed ("file exists").
+func TestDeadMountErrnos(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		dead bool
+	}{
+		{unix.ENOTCONN, true}, {unix.ECONNABORTED, true}, {&os.PathError{Op: "statfs", Path: "/x", Err: unix.ECONNABORTED}, true},
+		{unix.ENOENT, false}, {unix.EACCES, false}, {nil, false},
+	} {
+		if got := deadMount(c.err); got != c.dead {
+			t.Errorf("deadMount(%v) = %v, want %v", c.err, got, c.dead)
+		}
 	}
 }

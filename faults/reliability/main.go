@@ -176,32 +176,33 @@ func render(cases []faults.Case, fixes []fix, rev string) string {
 		}
 		p("| %s | %d | %d | %d | %d | %d | %d | %.0f |\n", s.title, len(cs), runs, checks, failed, len(fixesBy[s.name]),
 			failed+left, secs)
+		if s.name == "fuzz" {
+			// Inputs, not kills or rounds: kept out of the totals.
+			runs, checks = 0, 0
+		}
 		tc, tr, tk, tf, tx, tl, ts = tc+len(cs), tr+runs, tk+checks, tf+failed, tx+len(fixesBy[s.name]), tl+failed+left, ts+secs
 	}
 	p("| **all** | %d | %d | %d | %d | %d | %d | %.0f |\n\n", tc, tr, tk, tf, tx, tl, ts)
-	if n := len(bySuite["crash"]); n > 0 {
-		points, runs := 0, 0
-		for _, c := range bySuite["crash"] {
-			if strings.Contains(c.Case, " @ ") {
-				points++
-				runs += c.Runs
-			}
+	p("The fuzzing row counts inputs; the totals leave them out.\n\n")
+	// The matrix per backend: points x runs = kills.
+	type tally struct{ points, runs int }
+	matrix := map[string]*tally{}
+	var backends []string
+	for _, c := range bySuite["crash"] {
+		if !strings.Contains(c.Case, " @ ") {
+			continue
 		}
-		if points > 0 {
-			p("Crash matrix: %d points x %d runs each = %d kills", points, runs/points, runs)
-			backends := map[string]bool{}
-			for _, c := range bySuite["crash"] {
-				if c.Backend != "" {
-					backends[c.Backend] = true
-				}
-			}
-			var bs []string
-			for k := range backends {
-				bs = append(bs, k)
-			}
-			sort.Strings(bs)
-			p(" (backend: %s).\n\n", strings.Join(bs, ", "))
+		if matrix[c.Backend] == nil {
+			matrix[c.Backend] = &tally{}
+			backends = append(backends, c.Backend)
 		}
+		matrix[c.Backend].points++
+		matrix[c.Backend].runs += c.Runs
+	}
+	sort.Strings(backends)
+	for _, be := range backends {
+		m := matrix[be]
+		p("Crash matrix on %s: %d points x %d runs each = %d kills.\n\n", be, m.points, m.runs/m.points, m.runs)
 	}
 
 	for _, s := range suites {
@@ -252,7 +253,21 @@ func render(cases []faults.Case, fixes []fix, rev string) string {
 	}
 	p("\n## Backends\n\nThe cases above ran on the backends their rows name. The crash matrix is written once for every " +
 		"backend (faults.RunCrashMatrix takes an lvmtest.Env); on lvm2 it runs in the VM of testdata/vm/run, where " +
-		"device-mapper exists. Scenarios that drive the `thinroot` binary use the backend its configs name.\n")
+		"device-mapper exists. Scenarios that drive the `thinroot` binary use the backend its configs name.\n\n")
+	revs := map[string]map[string]bool{}
+	for _, c := range cases {
+		be := c.Backend
+		if be == "" {
+			be = "no backend (fuzzing, checks of the code)"
+		}
+		if revs[be] == nil {
+			revs[be] = map[string]bool{}
+		}
+		revs[be][orDash(c.Commit)] = true
+	}
+	for _, be := range sortedKeys(revs) {
+		p("- %s: run at %s\n", be, strings.Join(keys(revs[be]), ", "))
+	}
 	return b.String()
 }
 
@@ -270,6 +285,24 @@ func outcomes(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+func sortedKeys(m map[string]map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func orDash(s string) string {

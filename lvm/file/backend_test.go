@@ -121,6 +121,11 @@ func TestSweepsLeftovers(t *testing.T) {
 	if err != nil || h == nil {
 		t.Fatal(err)
 	}
+	// A sidecar's own temporary (a kill inside its atomic write), and one
+	// whose volume's writer is still at work.
+	os.WriteFile(filepath.Join(vols, ".mock.r.dead.json.tmp-123"), []byte("{"), 0o644)
+	liveSidecar := filepath.Join(vols, ".mock.r.live.json.tmp-456")
+	os.WriteFile(liveSidecar, []byte("{"), 0o644)
 	r, err := be.Scan(bg, "p")
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +133,7 @@ func TestSweepsLeftovers(t *testing.T) {
 	if len(r.Volumes) != 0 {
 		t.Fatalf("leftovers listed as volumes: %+v", r.Volumes)
 	}
-	for _, gone := range []string{".tmp-mock.r.dead.img", "mock.r.orphan.json"} {
+	for _, gone := range []string{".tmp-mock.r.dead.img", "mock.r.orphan.json", ".mock.r.dead.json.tmp-123"} {
 		if _, err := os.Stat(filepath.Join(vols, gone)); err == nil {
 			t.Errorf("%s was not swept", gone)
 		}
@@ -136,6 +141,10 @@ func TestSweepsLeftovers(t *testing.T) {
 	if _, err := os.Stat(live); err != nil {
 		t.Errorf("a temporary held by a live writer was swept")
 	}
+	if _, err := os.Stat(liveSidecar); err != nil {
+		t.Errorf("the sidecar temporary of a live writer was swept")
+	}
+	os.Remove(liveSidecar)
 	h.Release()
 	os.Remove(live)
 }

@@ -79,6 +79,15 @@ func (b *Backend) listVolumes(pool string) ([]lvm.Volume, error) {
 			b.sweepTemp(filepath.Join(dir, n))
 			continue
 		}
+		if lv, ok := sidecarTemp(n); ok {
+			// A sidecar being written (fsutil.WriteFileAtomic) while its
+			// volume's temporary image is locked by its writer; with that
+			// lock free or the image gone, the writer died mid-write.
+			if _, held := lvm.LockHolder(b.tmpPath(pool, lv), true); !held {
+				os.Remove(filepath.Join(dir, n))
+			}
+			continue
+		}
 		name, ok := strings.CutSuffix(n, ".img")
 		if !ok {
 			continue
@@ -123,6 +132,20 @@ func (b *Backend) listVolumes(pool string) ([]lvm.Volume, error) {
 	}
 	sort.Slice(vols, func(i, j int) bool { return vols[i].Name < vols[j].Name })
 	return vols, nil
+}
+
+// sidecarTemp tells whether n is the temporary of <lv>.json being
+// written, and for which volume.
+func sidecarTemp(n string) (string, bool) {
+	rest, ok := strings.CutPrefix(n, ".")
+	if !ok {
+		return "", false
+	}
+	i := strings.Index(rest, ".json.tmp-")
+	if i <= 0 {
+		return "", false
+	}
+	return rest[:i], true
 }
 
 // sweepTemp removes a temporary image whose writer is gone (its lock is
