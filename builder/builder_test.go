@@ -1,7 +1,6 @@
 package builder_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/internal/mount"
+	"github.com/thinroot/thinroot/internal/procs"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
@@ -315,7 +315,7 @@ func TestCancelAndTimeout(t *testing.T) {
 func assertGone(t *testing.T, w *world, id, root string) {
 	t.Helper()
 	lvmtest.WaitFor(t, 10*time.Second, "the build's processes to die", func() bool {
-		return len(buildProcs("THINROOT_BUILD_ID="+id)) == 0
+		return len(procs.Marked("THINROOT_BUILD_ID="+id)) == 0
 	})
 	table, _ := mount.Table()
 	for _, e := range table {
@@ -327,27 +327,6 @@ func assertGone(t *testing.T, w *world, id, root string) {
 	if _, cs := st.Config(w.f.Root); len(cs.Workdirs) != 0 {
 		t.Fatalf("workdir left behind: %+v", cs.Workdirs)
 	}
-}
-
-// buildProcs lists the pids whose environment or command line holds mark. A
-// build's processes inherit THINROOT_BUILD_ID=<id>, and its sandbox's
-// init carries its spec (with that variable) on its command line; their
-// root, after the sandbox's pivot_root, names no host path.
-func buildProcs(mark string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
-		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if bytes.Contains(env, []byte(mark)) || bytes.Contains(cmdline, []byte(mark)) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // Keep leaves the workdir, held no longer, for the user.
@@ -427,7 +406,7 @@ func TestDaemonKilledMidBuild(t *testing.T) {
 		t.Fatalf("bystander workdir damaged: %q", got)
 	}
 	lvmtest.WaitFor(t, 10*time.Second, "the killed build's processes to die", func() bool {
-		return len(buildProcs("THINROOT_BUILD_ID="+id)) == 0
+		return len(procs.Marked("THINROOT_BUILD_ID="+id)) == 0
 	})
 }
 

@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/thinroot/thinroot/builder"
+	"github.com/thinroot/thinroot/internal/procs"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
@@ -446,7 +446,7 @@ func checkInterruptedBuild(t *testing.T, w *World, b *builder.Builder, point str
 		r.Check(err == nil && string(data) == "made\n", "the killed build's result is lost: %q %v", data, err)
 	}
 	lvmtest.WaitFor(t, 10*time.Second, "the killed build's processes to go", func() bool {
-		return len(buildProcs("THINROOT_BUILD_ID="+rec.ID)) == 0
+		return len(procs.Marked("THINROOT_BUILD_ID="+rec.ID)) == 0
 	})
 }
 
@@ -462,27 +462,6 @@ func retryBuild(t *testing.T, w *World, b *builder.Builder, req builder.Request,
 	r.Check(err == nil && fin.State == builder.StateSucceeded, "the next build: %v %s %s", err, fin.State, fin.Error)
 	data, err := os.ReadFile(filepath.Join(fin.ResultDir, "out"))
 	r.Check(err == nil && string(data) == "made\n", "the next build's result: %q %v", data, err)
-}
-
-// buildProcs lists the pids whose environment or command line holds mark. A
-// build's processes inherit THINROOT_BUILD_ID=<id>, and its sandbox's
-// init carries its spec (with that variable) on its command line; their
-// root, after the sandbox's pivot_root, names no host path.
-func buildProcs(mark string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
-		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if bytes.Contains(env, []byte(mark)) || bytes.Contains(cmdline, []byte(mark)) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // fileText reads a log file when printed.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
+	"github.com/thinroot/thinroot/internal/procs"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 	"github.com/thinroot/thinroot/sandbox"
 )
@@ -155,31 +156,10 @@ func TestCancelKillsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sandbox's init and the three sleeps (the shell may exec the last).
-	lvmtest.WaitFor(t, 10*time.Second, "the build's sleeps", func() bool { return len(marked(mark)) >= 4 })
+	lvmtest.WaitFor(t, 10*time.Second, "the build's sleeps", func() bool { return len(procs.Marked(mark)) >= 4 })
 	cancel()
 	cmd.Wait()
-	lvmtest.WaitFor(t, 10*time.Second, "every process of the build to die", func() bool { return len(marked(mark)) == 0 })
-}
-
-// marked lists the pids whose environment or command line holds mark. A
-// build's processes inherit THINROOT_BUILD_ID=<id>, and its sandbox's
-// init carries its spec (with that variable) on its command line; their
-// root, after the sandbox's pivot_root, names no host path.
-func marked(mark string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
-		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if bytes.Contains(env, []byte(mark)) || bytes.Contains(cmdline, []byte(mark)) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	lvmtest.WaitFor(t, 10*time.Second, "every process of the build to die", func() bool { return len(procs.Marked(mark)) == 0 })
 }
 
 // A build's mount namespace holds its own root and nothing else of the
