@@ -386,6 +386,21 @@ func (m *Manager) needReady(c *Config) (*PoolReport, error) {
 	return r, nil
 }
 
+// lockReady takes the config's lock, rescanning its pool, and returns the
+// report of the pool of an initialized config.
+func (m *Manager) lockReady(ctx context.Context, c *Config) (*HeldLock, *PoolReport, error) {
+	own, err := m.lockConfig(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := m.needReady(c)
+	if err != nil {
+		own.Release()
+		return nil, nil, err
+	}
+	return own, r, nil
+}
+
 // CreateWorkdir clones snapshot snap of config root into a working volume
 // for unique-ext ext and mounts it at the config's root path for ext. It
 // returns only when the workdir can be entered. Once the clone starts it
@@ -485,15 +500,11 @@ func (m *Manager) RemoveWorkdir(ctx context.Context, root, ext string) error {
 	if err := ValidateExt(root, ext); err != nil {
 		return err
 	}
-	own, err := m.lockConfig(ctx, c)
+	own, r, err := m.lockReady(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer own.Release()
-	r, err := m.needReady(c)
-	if err != nil {
-		return err
-	}
 	lv := WorkdirLV(root, ext)
 	if findVolume(r, lv) == nil {
 		return notFound("workdir", root+"."+ext)
@@ -535,15 +546,11 @@ func (m *Manager) Snapshot(ctx context.Context, root, ext, name string) error {
 	if err := ValidateSnapshot(root, name); err != nil {
 		return err
 	}
-	own, err := m.lockConfig(ctx, c)
+	own, r, err := m.lockReady(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer own.Release()
-	r, err := m.needReady(c)
-	if err != nil {
-		return err
-	}
 	lv := WorkdirLV(root, ext)
 	if findVolume(r, lv) == nil {
 		return notFound("workdir", root+"."+ext)
@@ -616,15 +623,11 @@ func (m *Manager) SetCurrent(ctx context.Context, root, ext, snap string) error 
 	if err := ValidateSnapshot(root, snap); err != nil {
 		return err
 	}
-	own, err := m.lockConfig(ctx, c)
+	own, r, err := m.lockReady(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer own.Release()
-	r, err := m.needReady(c)
-	if err != nil {
-		return err
-	}
 	lv := SnapshotLV(root, snap)
 	if findVolume(r, lv) == nil {
 		return notFound("snapshot", root+"/"+snap)
@@ -668,14 +671,11 @@ func (m *Manager) RemoveSnapshot(ctx context.Context, root, snap string) error {
 	if snap == PostInit {
 		return fmt.Errorf("will not remove the postinit snapshot of %s; scrub removes all of its volumes: %w", root, ErrNotAllowed)
 	}
-	own, err := m.lockConfig(ctx, c)
+	own, _, err := m.lockReady(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer own.Release()
-	if _, err := m.needReady(c); err != nil {
-		return err
-	}
 	lv := SnapshotLV(root, snap)
 	_, cs := m.State().Config(root)
 	if cs == nil || cs.Snapshot(snap) == nil {
