@@ -78,9 +78,14 @@ func TestPoolFull(t *testing.T) {
 		r.Check(true, "")
 		r.Check(os.Mkdir(filepath.Join(snaps, lvm.PostInit, "more"), 0o755) == nil, "mkdir after the filler went")
 		more := filepath.Join(mnt, "workdirs", w.Root+".more")
-		r.Check(os.WriteFile(filepath.Join(more, "root", "after"), []byte("ok"), 0o644) == nil, "write into a new workdir")
-		r.Check(os.WriteFile(filepath.Join(filepath.Dir(byFile), "after-full"), []byte("ok"), 0o644) == nil,
-			"write into the bystander after the pool was full")
+		err = writeSynced(filepath.Join(more, "root", "after"), "ok")
+		r.Check(err == nil, "write and fsync into a new workdir: %v", err)
+		// Written through to the pool: a write left dirty in the page
+		// cache would reach the pool only at writeback, maybe during the
+		// next run's fill, where any thin volume's writes fail (dm-thin
+		// with --errorwhenfull does the same) and ext4 goes read-only.
+		err = writeSynced(filepath.Join(filepath.Dir(byFile), "after-full"), "ok")
+		r.Check(err == nil, "write and fsync into the bystander after the pool was full: %v", err)
 		r.Check(syscall.Rmdir(filepath.Join(snaps, lvm.PostInit, "more")) == nil, "rmdir more")
 		r.Check(!s.exited(), "the daemon died")
 	}
@@ -104,6 +109,24 @@ func TestPoolFull(t *testing.T) {
 		r.Check(err == nil, "e2fsck -fn %s: %v\n%s", filepath.Base(img), err, out)
 	}
 	w.CheckInvariants(w.Restart(), r)
+}
+
+// writeSynced writes a file and fsyncs it, so its blocks are in the pool
+// when it returns.
+func writeSynced(path, text string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func readOr(p string) string {
