@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/thinroot/thinroot/faults"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
@@ -42,6 +44,9 @@ func TestPoolFull(t *testing.T) {
 
 	for run := 0; run < faults.Runs(); run++ {
 		r.Run()
+		// The bystander has nothing left to write when the pool fills: its
+		// reads must keep working, and it is not the one being filled.
+		r.Must(syncFS(filepath.Dir(byFile)) == nil, "syncfs of the bystander")
 		filler := filepath.Join(snaps, lvm.PostInit, "filler")
 		r.Must(os.Mkdir(filler, 0o755) == nil, "mkdir filler")
 		root := filepath.Join(mnt, "workdirs", w.Root+".filler")
@@ -80,10 +85,12 @@ func TestPoolFull(t *testing.T) {
 		more := filepath.Join(mnt, "workdirs", w.Root+".more")
 		err = writeSynced(filepath.Join(more, "root", "after"), "ok")
 		r.Check(err == nil, "write and fsync into a new workdir: %v", err)
-		// Written through to the pool: a write left dirty in the page
-		// cache would reach the pool only at writeback, maybe during the
-		// next run's fill, where any thin volume's writes fail (dm-thin
-		// with --errorwhenfull does the same) and ext4 goes read-only.
+		// Written through to the pool, metadata and all: anything of the
+		// bystander's left dirty (an fsync puts metadata in the journal;
+		// its writeback in place comes later) could reach the pool during
+		// the next run's fill, where every thin volume's writes fail
+		// (dm-thin with --errorwhenfull does the same) and ext4 aborts
+		// its journal.
 		err = writeSynced(filepath.Join(filepath.Dir(byFile), "after-full"), "ok")
 		r.Check(err == nil, "write and fsync into the bystander after the pool was full: %v", err)
 		r.Check(syscall.Rmdir(filepath.Join(snaps, lvm.PostInit, "more")) == nil, "rmdir more")
@@ -111,22 +118,32 @@ func TestPoolFull(t *testing.T) {
 	w.CheckInvariants(w.Restart(), r)
 }
 
-// writeSynced writes a file and fsyncs it, so its blocks are in the pool
-// when it returns.
+// writeSynced writes a file and syncs its whole filesystem (syncfs also
+// writes back the metadata the journal has already committed), so that
+// nothing of that volume is left to write when it returns.
 func writeSynced(path, text string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	if _, err := f.WriteString(text); err != nil {
-		f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
 		return err
 	}
-	return f.Close()
+	return unix.Syncfs(int(f.Fd()))
+}
+
+// syncFS syncs the filesystem that holds path.
+func syncFS(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
 }
 
 func readOr(p string) string {
