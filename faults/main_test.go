@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/thinroot/thinroot/faults"
+	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/internal/testbin"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
@@ -29,10 +30,10 @@ func TestMain(m *testing.M) {
 	// Builds re-execute the test binary as their sandbox's init, and the
 	// crash matrix runs it again as the process it kills.
 	sandbox.Main()
-	probeMain()
+	probe.Main()
 	faults.HelperMain(append([]lvmtest.Env{fileEnv}, moreEnvs...)...)
 	code := m.Run()
 	testbin.Remove()
-	removeProbe()
+	probe.Remove()
 	os.Exit(code)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/faults"
+	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/lvm"
 )
 
@@ -52,7 +53,7 @@ func TestOutsidersChangeNothing(t *testing.T) {
 	byConfig := filepath.Join(mnt, "pools", w.Pool, "configs", faults.BystanderRoot)
 	before := w.Picture(w.NewManagerFor())
 
-	reads := []probeStep{
+	reads := []probe.Step{
 		{Op: "readdir", Path: mnt}, {Op: "readdir", Path: snaps}, {Op: "readdir", Path: mine},
 		{Op: "readdir", Path: filepath.Join(mnt, "builds")}, {Op: "readdir", Path: filepath.Join(mnt, "workdirs")},
 		{Op: "read", Path: filepath.Join(mnt, "README")},
@@ -61,7 +62,7 @@ func TestOutsidersChangeNothing(t *testing.T) {
 		{Op: "read", Path: filepath.Join(config, "state")}, {Op: "read", Path: filepath.Join(config, "current")},
 		{Op: "read", Path: filepath.Join(snaps, lvm.PostInit, ".info")}, {Op: "read", Path: filepath.Join(mine, "info")},
 	}
-	changes := []probeStep{
+	changes := []probe.Step{
 		{Op: "mkdir", Path: filepath.Join(snaps, lvm.PostInit, "theirs")},
 		{Op: "rmdir", Path: mine},
 		{Op: "rmdir", Path: filepath.Join(byConfig, "snapshots", faults.BystanderSnap)},
@@ -74,8 +75,8 @@ func TestOutsidersChangeNothing(t *testing.T) {
 		{Op: "symlink", Path: filepath.Join(snaps, "link"), Data: "/etc"},
 		{Op: "chmod", Path: filepath.Join(mnt, "pools", w.Pool, "stats")},
 	}
-	got := probe(t, nobody, nobody, []uint32{}, append(append([]probeStep{}, reads...), changes...))
-	for i, st := range append(append([]probeStep{}, reads...), changes...) {
+	got := probe.Run(t, nobody, nobody, []uint32{}, append(append([]probe.Step{}, reads...), changes...))
+	for i, st := range append(append([]probe.Step{}, reads...), changes...) {
 		r.Run()
 		want := "ok"
 		if i >= len(reads) {
@@ -88,18 +89,18 @@ func TestOutsidersChangeNothing(t *testing.T) {
 	}
 
 	// The socket: closed to outsiders by its mode.
-	got = probe(t, nobody, nobody, []uint32{}, []probeStep{{Op: "connect", Socket: s.socket}})
+	got = probe.Run(t, nobody, nobody, []uint32{}, []probe.Step{{Op: "connect", Socket: s.socket}})
 	r.Run()
 	r.Check(got[0] == "EACCES", "an outsider connecting to the 0660 socket: %s, want EACCES", got[0])
 	// Made reachable on purpose, the handler itself refuses changes.
 	r.Must(os.Chmod(s.socket, 0o666) == nil, "chmod the socket")
 	buildBody := fmt.Sprintf(`{"config": %q, "command": ["/bin/true"], "uniqueext": "theirs"}`, w.Root)
-	api := []probeStep{
+	api := []probe.Step{
 		{Op: "get", Path: "/v1/builds", Socket: s.socket}, {Op: "get", Path: "/v1/pools", Socket: s.socket},
 		{Op: "post", Path: "/v1/builds", Data: buildBody, Socket: s.socket},
 		{Op: "post", Path: "/v1/builds/" + firstBuild(t, s.socket) + "/cancel", Socket: s.socket},
 	}
-	got = probe(t, nobody, nobody, []uint32{}, api)
+	got = probe.Run(t, nobody, nobody, []uint32{}, api)
 	r.Runs(len(api))
 	r.Check(reflect.DeepEqual(got, []string{"200", "200", "403", "403"}), "outsider through the socket: %v, want 200 200 403 403", got)
 
@@ -108,14 +109,14 @@ func TestOutsidersChangeNothing(t *testing.T) {
 	r.Check(after.String() == before.String(), "an outsider changed something:\nbefore %s\nafter  %s", before, after)
 
 	// A member of the group may.
-	member := []probeStep{
+	member := []probe.Step{
 		{Op: "mkdir", Path: filepath.Join(snaps, lvm.PostInit, "theirs")},
 		{Op: "write", Path: filepath.Join(snaps, lvm.PostInit, "theirs", "snapshot"), Data: "theirsnap\n"},
 		{Op: "rmdir", Path: filepath.Join(snaps, lvm.PostInit, "theirs")},
 		{Op: "rmdir", Path: filepath.Join(snaps, "theirsnap")},
 		{Op: "post", Path: "/v1/builds", Data: buildBody, Socket: s.socket},
 	}
-	got = probe(t, nobody, nobody, []uint32{treeGID}, member)
+	got = probe.Run(t, nobody, nobody, []uint32{treeGID}, member)
 	r.Runs(len(member))
 	r.Check(reflect.DeepEqual(got, []string{"ok", "ok", "ok", "ok", "201"}), "member: %v, want ok ok ok ok 201", got)
 }

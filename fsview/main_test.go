@@ -3,15 +3,11 @@ package fsview_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +17,7 @@ import (
 
 	"github.com/thinroot/thinroot/fsview"
 	"github.com/thinroot/thinroot/internal/mount"
+	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/internal/testbin"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
@@ -41,14 +38,12 @@ var env = lvmtest.Env{
 }
 
 func TestMain(m *testing.M) {
-	probeMain()
+	probe.Main()
 	lvmtest.HelperMain(env)
 	code := m.Run()
 	// The binaries tests made live outside their temp dirs (other users
 	// must reach them).
-	if d := filepath.Dir(probeBin); d != "." {
-		os.RemoveAll(d)
-	}
+	probe.Remove()
 	testbin.Remove()
 	os.Exit(code)
 }
@@ -183,128 +178,8 @@ func keyValues(t testing.TB, text string) map[string]string {
 func wantErrno(t testing.TB, what string, err error, errno syscall.Errno) {
 	t.Helper()
 	if !errors.Is(err, errno) {
-		t.Errorf("%s: got %v, want %v (%s)", what, err, errno, errnoName(errno))
+		t.Errorf("%s: got %v, want %v (%s)", what, err, errno, probe.ErrnoName(errno))
 	}
-}
-
-func errnoName(e syscall.Errno) string {
-	for _, n := range []struct {
-		e syscall.Errno
-		s string
-	}{{syscall.EACCES, "EACCES"}, {syscall.EPERM, "EPERM"}, {syscall.EEXIST, "EEXIST"}, {syscall.EINVAL, "EINVAL"},
-		{syscall.ENOENT, "ENOENT"}, {syscall.EBUSY, "EBUSY"}, {syscall.ENOTEMPTY, "ENOTEMPTY"}, {syscall.ENOSPC, "ENOSPC"},
-		{syscall.EROFS, "EROFS"}, {syscall.EIO, "EIO"}} {
-		if n.e == e {
-			return n.s
-		}
-	}
-	return fmt.Sprint(int(e))
-}
-
-// Another user: the test binary, copied where anyone may run it, runs a
-// probe with other credentials and reports each step's errno.
-
-const probeEnv = "FSVIEW_TEST_PROBE"
-
-type probeStep struct {
-	Op   string `json:"op"` // mkdir, rmdir, write, read, readdir
-	Path string `json:"path"`
-	Data string `json:"data,omitempty"`
-}
-
-func probeMain() {
-	spec := os.Getenv(probeEnv)
-	if spec == "" {
-		return
-	}
-	var steps []probeStep
-	if err := json.Unmarshal([]byte(spec), &steps); err != nil {
-		fmt.Fprintln(os.Stderr, "probe:", err)
-		os.Exit(3)
-	}
-	res := make([]string, len(steps))
-	for i, s := range steps {
-		var err error
-		switch s.Op {
-		case "mkdir":
-			err = os.Mkdir(s.Path, 0o755)
-		case "rmdir":
-			err = syscall.Rmdir(s.Path)
-		case "write":
-			err = write(s.Path, s.Data)
-		case "read":
-			_, err = os.ReadFile(s.Path)
-		case "readdir":
-			_, err = os.ReadDir(s.Path)
-		}
-		var en syscall.Errno
-		switch {
-		case err == nil:
-			res[i] = "ok"
-		case errors.As(err, &en):
-			res[i] = errnoName(en)
-		default:
-			res[i] = err.Error()
-		}
-	}
-	json.NewEncoder(os.Stdout).Encode(res)
-	os.Exit(0)
-}
-
-var (
-	probeOnce sync.Once
-	probeBin  string
-	probeErr  error
-)
-
-// probe runs steps as uid/gid with the given supplementary groups.
-func probe(t testing.TB, uid, gid uint32, groups []uint32, steps []probeStep) []string {
-	t.Helper()
-	probeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "fsview-probe-")
-		if err == nil {
-			err = os.Chmod(dir, 0o755)
-		}
-		if err == nil {
-			probeBin = filepath.Join(dir, "probe")
-			err = copyFile(os.Args[0], probeBin, 0o755)
-		}
-		probeErr = err
-	})
-	if probeErr != nil {
-		t.Fatal(probeErr)
-	}
-	spec, _ := json.Marshal(steps)
-	cmd := exec.Command(probeBin, "-test.run=^$")
-	cmd.Dir = "/"
-	cmd.Env = append(os.Environ(), probeEnv+"="+string(spec))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}}
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("probe as %d: %v", uid, err)
-	}
-	var res []string
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("probe output %q: %v", out, err)
-	}
-	return res
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func thinrootBin(t testing.TB) string { return testbin.Thinroot(t, lvmtest.RepoRoot(t)) }

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/thinroot/thinroot/internal/probe"
 )
 
 // TestPermissions: a user outside the tree's group reads everything and
@@ -18,7 +20,7 @@ func TestPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	const nobody = 65534
-	steps := []probeStep{
+	steps := []probe.Step{
 		{Op: "readdir", Path: m.Mnt},
 		{Op: "readdir", Path: m.snap("postinit")},
 		{Op: "read", Path: filepath.Join(m.pool(), "stats")},
@@ -31,7 +33,7 @@ func TestPermissions(t *testing.T) {
 		{Op: "rmdir", Path: w},
 		{Op: "rmdir", Path: m.snap("postinit")},
 	}
-	got := probe(t, nobody, nobody, []uint32{}, steps)
+	got := probe.Run(t, nobody, nobody, []uint32{}, steps)
 	want := []string{"ok", "ok", "ok", "ok", "ok", "ok", "EACCES", "EACCES", "EACCES", "EACCES", "EACCES"}
 	if !reflect.DeepEqual(got, want) {
 		for i, s := range steps {
@@ -45,8 +47,8 @@ func TestPermissions(t *testing.T) {
 
 	// A member of the group: the same steps work (postinit stays: EPERM
 	// for everyone), and the snapshot it made can be removed.
-	steps[len(steps)-1] = probeStep{Op: "rmdir", Path: m.snap("theirs")}
-	got = probe(t, nobody, nobody, []uint32{treeGID}, steps)
+	steps[len(steps)-1] = probe.Step{Op: "rmdir", Path: m.snap("theirs")}
+	got = probe.Run(t, nobody, nobody, []uint32{treeGID}, steps)
 	want = []string{"ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"}
 	if !reflect.DeepEqual(got, want) {
 		for i, s := range steps {

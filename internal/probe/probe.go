@@ -1,4 +1,8 @@
-package faults_test
+// Package probe lets a test act as another user. The test binary, copied
+// where anyone may run it, re-runs itself with other credentials and a
+// list of steps, and reports each step's outcome: "ok", an errno name, or
+// an HTTP status. Tests call Main first thing in TestMain.
+package probe
 
 import (
 	"context"
@@ -19,38 +23,42 @@ import (
 	"time"
 )
 
-// Another user: the test binary, copied where anyone may run it, runs a
-// list of steps with other credentials and reports each one's outcome:
-// "ok", an errno name, or an HTTP status.
+// Env carries the steps to the re-run binary.
+const Env = "THINROOT_TEST_PROBE"
 
-const probeEnv = "THINROOT_FAULTS_PROBE"
-
-type probeStep struct {
-	Op     string `json:"op"` // mkdir rmdir write read readdir create unlink rename symlink chmod get post connect whoami
+// Step is one action of the other user.
+type Step struct {
+	// Op is one of mkdir rmdir write read readdir create unlink rename
+	// symlink chmod connect get post whoami. write opens an existing file
+	// (an action file) with O_TRUNC and writes Data; rename and symlink
+	// take their second path from Data; connect, get and post use Socket.
+	Op     string `json:"op"`
 	Path   string `json:"path"`
 	Data   string `json:"data,omitempty"`
 	Socket string `json:"socket,omitempty"`
 }
 
-func probeMain() {
-	spec := os.Getenv(probeEnv)
+// Main runs the steps and exits when this process is a probe; otherwise it
+// returns at once.
+func Main() {
+	spec := os.Getenv(Env)
 	if spec == "" {
 		return
 	}
-	var steps []probeStep
+	var steps []Step
 	if err := json.Unmarshal([]byte(spec), &steps); err != nil {
 		fmt.Fprintln(os.Stderr, "probe:", err)
 		os.Exit(3)
 	}
 	res := make([]string, len(steps))
 	for i, s := range steps {
-		res[i] = probeOne(s)
+		res[i] = s.run()
 	}
 	json.NewEncoder(os.Stdout).Encode(res)
 	os.Exit(0)
 }
 
-func probeOne(s probeStep) string {
+func (s Step) run() string {
 	var err error
 	switch s.Op {
 	case "whoami":
@@ -61,7 +69,13 @@ func probeOne(s probeStep) string {
 	case "rmdir":
 		err = syscall.Rmdir(s.Path)
 	case "write":
-		err = writeAction(s.Path, s.Data)
+		var f *os.File
+		if f, err = os.OpenFile(s.Path, os.O_WRONLY|os.O_TRUNC, 0); err == nil {
+			_, err = f.Write([]byte(s.Data))
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
 	case "read":
 		_, err = os.ReadFile(s.Path)
 	case "readdir":
@@ -107,12 +121,13 @@ func probeOne(s probeStep) string {
 	case err == nil:
 		return "ok"
 	case errors.As(err, &en):
-		return errnoName(en)
+		return ErrnoName(en)
 	}
 	return err.Error()
 }
 
-func errnoName(e syscall.Errno) string {
+// ErrnoName names the errnos the tests expect.
+func ErrnoName(e syscall.Errno) string {
 	for _, n := range []struct {
 		e syscall.Errno
 		s string
@@ -127,47 +142,50 @@ func errnoName(e syscall.Errno) string {
 }
 
 var (
-	probeOnce sync.Once
-	probeBin  string
-	probeErr  error
+	once sync.Once
+	bin  string
+	err  error
 )
 
-// probe runs steps as uid/gid with the given supplementary groups.
-func probe(t testing.TB, uid, gid uint32, groups []uint32, steps []probeStep) []string {
+// Run runs steps as uid/gid with the given supplementary groups and
+// returns each step's outcome.
+func Run(t testing.TB, uid, gid uint32, groups []uint32, steps []Step) []string {
 	t.Helper()
-	probeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "faults-probe-")
-		if err == nil {
-			err = os.Chmod(dir, 0o755)
+	once.Do(func() {
+		// Outside any test's temp dir: other users must reach it.
+		dir, e := os.MkdirTemp("", "thinroot-probe-")
+		if e == nil {
+			e = os.Chmod(dir, 0o755)
 		}
-		if err == nil {
-			probeBin = filepath.Join(dir, "probe")
-			err = copyFile(os.Args[0], probeBin, 0o755)
+		if e == nil {
+			bin = filepath.Join(dir, "probe")
+			e = copyFile(os.Args[0], bin, 0o755)
 		}
-		probeErr = err
+		err = e
 	})
-	if probeErr != nil {
-		t.Fatal(probeErr)
+	if err != nil {
+		t.Fatal(err)
 	}
 	spec, _ := json.Marshal(steps)
-	cmd := exec.Command(probeBin, "-test.run=^$")
+	cmd := exec.Command(bin, "-test.run=^$")
 	cmd.Dir = "/"
-	cmd.Env = append(os.Environ(), probeEnv+"="+string(spec))
+	cmd.Env = append(os.Environ(), Env+"="+string(spec))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}}
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("probe as %d: %v", uid, err)
+	out, e := cmd.Output()
+	if e != nil {
+		t.Fatalf("probe as %d: %v", uid, e)
 	}
 	var res []string
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("probe output %q: %v", out, err)
+	if e := json.Unmarshal(out, &res); e != nil {
+		t.Fatalf("probe output %q: %v", out, e)
 	}
 	return res
 }
 
-func removeProbe() {
-	if probeBin != "" {
-		os.RemoveAll(filepath.Dir(probeBin))
+// Remove deletes the copied binary; TestMain calls it after the tests.
+func Remove() {
+	if bin != "" {
+		os.RemoveAll(filepath.Dir(bin))
 	}
 }
 
