@@ -49,7 +49,7 @@ faults:
 	$(GO) test -count=1 -timeout 25m -v ./faults/
 
 # The crash matrix on lvm2, in the VM: every crash point that lives outside
-# the file backend's own code. About 12 minutes under TCG, so CI leaves it to
+# the file backend's own code. About 20 minutes under TCG, so CI leaves it to
 # this target (the lvm2 suite of `make test-vm` kills init, workdir create,
 # snapshot, remove-snapshot and scrub on lvm2 in CI). Writes the report
 # lines RELIABILITY.md reads to _out/faults-vm.log.
