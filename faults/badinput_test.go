@@ -15,6 +15,7 @@ import (
 
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/faults"
+	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/lvm"
 )
 
@@ -45,7 +46,7 @@ var badNames = []struct{ class, name string }{
 func TestBadNames(t *testing.T) {
 	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{})
 	w.Init(0)
-	mnt := filepath.Join(publicDir(t), "tree")
+	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)
 	s := startServer(t, w, "serve", mnt)
 	config, snaps := treePaths(mnt, w)

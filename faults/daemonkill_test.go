@@ -11,6 +11,7 @@ import (
 
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/faults"
+	"github.com/thinroot/thinroot/internal/probe"
 )
 
 // TestDaemonKilledDuringBuild: `thinroot serve` is SIGKILLed at a random
@@ -23,7 +24,7 @@ func TestDaemonKilledDuringBuild(t *testing.T) {
 	r := faults.Record(t, "crash", "daemon killed at a random moment of a build", "file")
 	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{Exts: []string{"rb"}})
 	w.Init(0)
-	mnt := filepath.Join(publicDir(t), "tree")
+	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)
 	rnd := rand.New(rand.NewSource(seed()))
 	req := builder.Request{Config: w.Root, UniqueExt: "rb",

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/thinroot/thinroot/faults"
+	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/lvm"
 )
 
@@ -26,7 +27,7 @@ func TestFUSEServerKilledWithShellInside(t *testing.T) {
 	r := faults.Record(t, "fuse-kill", "server killed with a shell inside the tree", "file")
 	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{Exts: []string{"inside"}})
 	w.Init(0)
-	mnt := filepath.Join(publicDir(t), "tree")
+	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)
 	s := startServer(t, w, "mount", mnt)
 	_, snaps := treePaths(mnt, w)
@@ -126,7 +127,7 @@ func (s *shell) close() {
 func TestFUSEServerKilledDuringMkdir(t *testing.T) {
 	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{Exts: []string{"flight"}})
 	w.Init(0)
-	mnt := filepath.Join(publicDir(t), "tree")
+	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)
 	_, snaps := treePaths(mnt, w)
 	dir := filepath.Join(snaps, lvm.PostInit, "flight")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/thinroot/thinroot/faults"
 	"github.com/thinroot/thinroot/internal/mount"
+	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
@@ -33,7 +34,7 @@ func TestPoolFull(t *testing.T) {
 	env.PoolSize, env.VolumeSize = 512<<20, 1<<30
 	w := faults.NewWorld(t, env, faults.WorldOptions{})
 	w.Init(0)
-	mnt := filepath.Join(publicDir(t), "tree")
+	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)
 	s := startServer(t, w, "serve", mnt)
 	_, snaps := treePaths(mnt, w)

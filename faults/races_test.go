@@ -17,6 +17,7 @@ import (
 
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/faults"
+	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/lvm"
 )
 
@@ -45,7 +46,7 @@ var (
 func TestRaces(t *testing.T) {
 	r := faults.Record(t, "races", "CLI and two daemons on one config", "file")
 	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{Exts: []string{"e1", "e2"}})
-	dir := publicDir(t)
+	dir := probe.PublicDir(t)
 	var daemons []*server
 	for _, name := range []string{"d1", "d2"} {
 		mnt := filepath.Join(dir, name)
@@ -254,7 +255,7 @@ func TestSecondDaemonDuringBuild(t *testing.T) {
 	r := faults.Record(t, "races", "second daemon starts during a build", "file")
 	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{})
 	w.Init(0)
-	dir := publicDir(t)
+	dir := probe.PublicDir(t)
 	mnt1, mnt2 := filepath.Join(dir, "d1"), filepath.Join(dir, "d2")
 	os.Mkdir(mnt1, 0o755)
 	os.Mkdir(mnt2, 0o755)

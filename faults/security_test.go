@@ -25,7 +25,7 @@ const nobody = 65534
 func secureWorld(t *testing.T) (*faults.World, *server) {
 	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{})
 	w.Init(0)
-	mnt := filepath.Join(publicDir(t), "tree")
+	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)
 	s := startServer(t, w, "serve", mnt)
 	_, snaps := treePaths(mnt, w)

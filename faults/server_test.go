@@ -164,21 +164,6 @@ func cli(ctx context.Context, t testing.TB, w *faults.World, verb string, args .
 	return out.String(), err
 }
 
-// publicDir is a directory every user can traverse, for mount points
-// other users must reach.
-func publicDir(t testing.TB) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "faults-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
 func treePaths(mnt string, w *faults.World) (config, snaps string) {
 	config = filepath.Join(mnt, "pools", w.Pool, "configs", w.Root)
 	return config, filepath.Join(config, "snapshots")

@@ -68,21 +68,6 @@ func world(t testing.TB) *lvmtest.Fixture {
 	return f
 }
 
-// publicDir makes a directory that every user can traverse (t.TempDir's
-// are root's only), for mount points other users must reach.
-func publicDir(t testing.TB) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "fsview-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
 // mountTree mounts a tree over model (the fixture's Manager when nil) and
 // keeps it fresh with the given interval until the test ends.
 func mountTree(t testing.TB, f *lvmtest.Fixture, model fsview.Model, refresh time.Duration) *mounted {
@@ -90,7 +75,7 @@ func mountTree(t testing.TB, f *lvmtest.Fixture, model fsview.Model, refresh tim
 	if model == nil {
 		model = f.M
 	}
-	mnt := filepath.Join(publicDir(t), "mnt")
+	mnt := filepath.Join(probe.PublicDir(t), "mnt")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
 
@@ -92,7 +93,7 @@ func (s *server) exited() bool {
 // SIGTERM, and detaches lazily while a user is still inside.
 func TestMountProcess(t *testing.T) {
 	f := world(t)
-	mnt := filepath.Join(publicDir(t), "mnt")
+	mnt := filepath.Join(probe.PublicDir(t), "mnt")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -182,6 +182,22 @@ func Run(t testing.TB, uid, gid uint32, groups []uint32, steps []Step) []string 
 	return res
 }
 
+// PublicDir makes a directory every user can traverse (t.TempDir's are
+// root's only), for mount points and sockets the other user must reach.
+// The test's cleanup removes it.
+func PublicDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "thinroot-public-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
 // Remove deletes the copied binary; TestMain calls it after the tests.
 func Remove() {
 	if bin != "" {
