@@ -40,9 +40,13 @@ echo "$targets" | while read -r pkg target; do
 			"$target" "$pkg" "$FUZZTIME" "$seeds" "${execs:-0}" "${execs:-0}" "$failed_json" "$(($(date +%s) - start))" \
 			"${THINROOT_FAULTS_COMMIT:-}" >>"$THINROOT_FAULTS_REPORT"
 	fi
-	rm -f "$log"
 	if ! $ok; then
+		# The whole report, less the progress lines: the reason and the
+		# failing input's file are above the last three lines.
+		grep -v '^fuzz: elapsed' "$log" | tail -n 60
 		echo "FAIL: $target"
+		rm -f "$log"
 		exit 1
 	fi
+	rm -f "$log"
 done
