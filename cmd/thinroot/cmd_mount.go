@@ -14,12 +14,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/thinroot/thinroot/fsview"
+	"github.com/thinroot/thinroot/internal/fusesrv"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
 )
@@ -96,9 +96,15 @@ func (a *app) mountTree(ts treeSetup, m *lvm.Manager, builds fsview.Builds) (*tr
 		DirectMount: os.Geteuid() == 0,
 		Debug:       ts.debug,
 	})
-	server, err := fs.Mount(ts.mp, tree.Root(), opts)
+	server, err := fusesrv.Mount(ts.mp, tree.Root(), opts)
 	if err != nil {
 		return nil, fmt.Errorf("mount the tree on %s: %w", ts.mp, err)
+	}
+	if os.Geteuid() == 0 {
+		// Should this process die, its users get errors, not a hang.
+		if err := fusesrv.Watch(ts.mp); err != nil {
+			log.Warn("no watchdog for the tree: if this server is killed, its users may hang until the mount is aborted", "err", err)
+		}
 	}
 	log.Info("tree mounted", "mountpoint", ts.mp, "group", ts.group, "gid", ts.gid, "refresh", ts.refresh, "allow_other", ts.allowOther)
 	runCtx, stop := context.WithCancel(context.Background())

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/thinroot/thinroot/internal/fusesrv"
 	"github.com/thinroot/thinroot/sandbox"
 )
 
@@ -63,9 +64,10 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
-	// A build's sandbox re-executes this binary as its init; that must
-	// happen before anything else.
+	// A build's sandbox and a tree's watchdog re-execute this binary;
+	// that must happen before anything else.
 	sandbox.Main()
+	fusesrv.WatchdogMain()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
