@@ -20,6 +20,7 @@ import (
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/internal/procs"
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
@@ -37,7 +38,7 @@ var env = lvmtest.Env{
 func TestMain(m *testing.M) {
 	sandbox.Main()
 	daemonHelper()
-	os.Exit(m.Run())
+	os.Exit(testguard.Main(m))
 }
 
 // world is a builder over a fresh fixture (pool, basedir, state dir).

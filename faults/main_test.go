@@ -7,6 +7,7 @@ import (
 	"github.com/thinroot/thinroot/faults"
 	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/internal/testbin"
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 	sandbox.Main()
 	probe.Main()
 	faults.HelperMain(append([]lvmtest.Env{fileEnv}, moreEnvs...)...)
-	code := m.Run()
+	code := testguard.Main(m)
 	testbin.Remove()
 	probe.Remove()
 	os.Exit(code)

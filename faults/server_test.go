@@ -13,6 +13,7 @@ import (
 
 	"github.com/thinroot/thinroot/faults"
 	"github.com/thinroot/thinroot/internal/testbin"
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
 
@@ -54,6 +55,9 @@ func serverArgs(t testing.TB, w *faults.World) []string {
 // (THINROOT_CRASHPOINT).
 func startServer(t *testing.T, w *faults.World, verb, mnt string, env ...string) *server {
 	t.Helper()
+	// Registered first, so it runs after the cleanup below: a mount left
+	// behind has its connection aborted instead of wedging the run.
+	testguard.Unwedge(t, mnt)
 	logf, err := os.CreateTemp(t.TempDir(), verb+"-*.log")
 	if err != nil {
 		t.Fatal(err)
@@ -80,15 +84,15 @@ func startServer(t *testing.T, w *faults.World, verb, mnt string, env ...string)
 	go func() { s.err = s.cmd.Wait(); close(s.done) }()
 	t.Cleanup(func() {
 		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
+		if !s.waitExit(10 * time.Second) {
 			s.cmd.Process.Kill()
-			<-s.done
+			s.reap()
 		}
 		syscall.Unmount(mnt, syscall.MNT_DETACH)
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	// Coming up takes longer on a loaded machine: wait as long as the
+	// test may run.
+	deadline := testguard.Deadline(t)
 	for {
 		_, err := os.Stat(filepath.Join(mnt, "README"))
 		sockOK := true
@@ -132,10 +136,25 @@ func (s *server) fail(format string, args ...any) {
 func (s *server) kill() {
 	s.t.Helper()
 	s.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		s.fail("the server did not die")
+	if !s.waitExit(10 * time.Second) {
+		s.reap()
+		s.fail("the server did not die within 10s of SIGKILL (its tree's connection had to be aborted)")
+	}
+}
+
+// reap waits for a killed server that did not end: one stuck in the
+// kernel on its own tree ends only once the tree's connection is
+// aborted, which reap does, bounded by the test's deadline.
+func (s *server) reap() {
+	s.t.Helper()
+	if s.waitExit(5 * time.Second) {
+		return
+	}
+	if testguard.AbortMount(s.mnt) {
+		s.t.Logf("aborted the FUSE connection on %s to reap its killed server", s.mnt)
+	}
+	if !s.waitExit(testguard.Remaining(s.t)) {
+		s.t.Errorf("the server (pid %d) did not end even after its connection was aborted", s.cmd.Process.Pid)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/internal/testbin"
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
@@ -40,7 +41,7 @@ var env = lvmtest.Env{
 func TestMain(m *testing.M) {
 	probe.Main()
 	lvmtest.HelperMain(env)
-	code := m.Run()
+	code := testguard.Main(m)
 	// The binaries tests made live outside their temp dirs (other users
 	// must reach them).
 	probe.Remove()

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/thinroot/thinroot/internal/testguard"
 )
 
 // Benchmarks of the Manager's hot paths: a refresh (one scan per pool,
@@ -57,7 +59,7 @@ var (
 
 // TestMain removes the benchmarks' fixtures when the tests are done.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testguard.Main(m)
 	for _, d := range fixtureDirs {
 		os.RemoveAll(d)
 	}

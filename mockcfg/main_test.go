@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/thinroot/thinroot/internal/testguard"
 )
 
 // TestMain pins the host facts mock reads from the running system, so that
@@ -16,7 +18,7 @@ func TestMain(m *testing.M) {
 	mockGID = func() (int, bool) { return 0, false }
 	hostName = func() string { return "localhost" }
 	runUUID = func() string { return "00000000-0000-4000-8000-000000000000" }
-	os.Exit(m.Run())
+	os.Exit(testguard.Main(m))
 }
 
 // realHost keeps the real host facts for tests that compare with mock run

@@ -17,13 +17,14 @@ import (
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/internal/procs"
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 	"github.com/thinroot/thinroot/sandbox"
 )
 
 func TestMain(m *testing.M) {
 	sandbox.Main()
-	os.Exit(m.Run())
+	os.Exit(testguard.Main(m))
 }
 
 // busyboxRoot bootstraps a root in a plain directory (no volumes needed

@@ -13,13 +13,14 @@ import (
 
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/internal/testbin"
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 	"github.com/thinroot/thinroot/sandbox"
 )
 
 func TestMain(m *testing.M) {
 	sandbox.Main()
-	code := m.Run()
+	code := testguard.Main(m)
 	testbin.Remove()
 	os.Exit(code)
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
@@ -21,7 +22,7 @@ var env = lvmtest.Env{
 
 func TestMain(m *testing.M) {
 	lvmtest.HelperMain(env)
-	os.Exit(m.Run())
+	os.Exit(testguard.Main(m))
 }
 
 // TestManager runs the shared Manager suite on real XFS pool images with

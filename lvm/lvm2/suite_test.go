@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/lvm2"
 	"github.com/thinroot/thinroot/lvm/lvm2/lvm2test"
@@ -42,7 +43,7 @@ var env = lvmtest.Env{
 
 func TestMain(m *testing.M) {
 	lvmtest.HelperMain(env)
-	os.Exit(m.Run())
+	os.Exit(testguard.Main(m))
 }
 
 // TestManager is the same suite the file backend passes, on lvm2.
