@@ -112,8 +112,12 @@ func EnsureIn(ctx context.Context, cacheRoot string, logw io.Writer) (*Dist, err
 		if err := buildLocked(ctx, recipe, cacheRoot, key, logw); err != nil {
 			return nil, err
 		}
+		prune(cacheRoot, key, logw)
 	} else {
 		fmt.Fprintf(logw, "rpmdist: reusing %s\n", dir)
+		// The directory's mtime says when it was last used (see prune).
+		now := time.Now()
+		os.Chtimes(dir, now, now)
 	}
 	d, err := open(cacheRoot, key, "repo", "1")
 	if err != nil {
@@ -297,6 +301,42 @@ func buildLocked(ctx context.Context, recipe, cacheRoot, key string, logw io.Wri
 		return err
 	}
 	return syncDir(cacheRoot)
+}
+
+// PruneAge is how long a distribution of another key stays in the cache
+// unused before a build of a new one removes it.
+const PruneAge = 7 * 24 * time.Hour
+
+// prune removes the distributions of other keys that no Ensure has used
+// for PruneAge (recipes change, hosts get updates), each under its lock so
+// a build of that key is never cut short.
+func prune(cacheRoot, keep string, logw io.Writer) {
+	ents, err := os.ReadDir(cacheRoot)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.IsDir() || name == keep || len(name) != 16 || strings.Trim(name, "0123456789abcdef") != "" {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < PruneAge {
+			continue
+		}
+		lockPath := filepath.Join(cacheRoot, ".lock-"+name)
+		f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			fmt.Fprintf(logw, "rpmdist: removing %s, unused since %s\n", name, info.ModTime().Format(time.RFC3339))
+			// The lock file stays: removing it would let two processes
+			// lock different files of one name.
+			os.RemoveAll(filepath.Join(cacheRoot, name))
+		}
+		f.Close()
+	}
 }
 
 // lock takes an exclusive flock on path, waiting (and saying so) while

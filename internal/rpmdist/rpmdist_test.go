@@ -266,7 +266,8 @@ func TestDistribution(t *testing.T) {
 }
 
 // Two Ensures racing on an empty cache build the distribution once; a
-// leftover of a killed build is swept.
+// leftover of a killed build is swept, and so is the distribution of
+// another key that has not been used for PruneAge.
 func TestEnsureConcurrent(t *testing.T) {
 	requireRoot(t)
 	if testing.Short() {
@@ -284,6 +285,18 @@ func TestEnsureConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.RemoveAll(d0.Dir); err != nil {
+		t.Fatal(err)
+	}
+	// Distributions of other keys: one unused for longer than PruneAge,
+	// which the next build removes, and a recent one, which stays.
+	old, recent := filepath.Join(cache, "00000000000000aa"), filepath.Join(cache, "00000000000000bb")
+	for _, dir := range []string{old, recent} {
+		if err := os.MkdirAll(filepath.Join(dir, "repo"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-rpmdist.PruneAge - time.Hour)
+	if err := os.Chtimes(old, long, long); err != nil {
 		t.Fatal(err)
 	}
 
@@ -318,6 +331,12 @@ func TestEnsureConcurrent(t *testing.T) {
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the killed build's %s is still there: %v", stale, err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the long unused %s is still there: %v", old, err)
+	}
+	if _, err := os.Stat(recent); err != nil {
+		t.Errorf("the recently used %s: %v", recent, err)
 	}
 	left, _ := filepath.Glob(filepath.Join(cache, ".tmp-*"))
 	if len(left) != 0 {
