@@ -33,7 +33,7 @@ func TestParseSize(t *testing.T) {
 func TestThinrootBusybox(t *testing.T) {
 	l := &Loader{ConfigDir: "../testdata/configs", Home: t.TempDir()}
 	names, err := l.List()
-	if err != nil || !reflect.DeepEqual(names, []string{"busybox", "busybox-lvm", "debian-bookworm"}) {
+	if err != nil || !reflect.DeepEqual(names, []string{"busybox", "busybox-lvm", "debian-bookworm", "testdist-x86_64"}) {
 		t.Fatalf("List = %v, %v", names, err)
 	}
 	c, err := l.Load("busybox")

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "thinroot-test-tiny, built with thinroot-test-dep @DEP@"
