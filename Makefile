@@ -81,8 +81,10 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags lvm2 ./...
 
-# Everything CI runs.
-check: deps lint build man install-check test fuzz-short test-vm
+# Everything CI runs, tier by tier, with a table of each tier's time at
+# the end (scripts/check.sh).
+check:
+	scripts/check.sh deps lint build man install-check test fuzz-short test-vm
 
 man: $(MANPAGES)
 
