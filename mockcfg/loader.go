@@ -306,6 +306,7 @@ func runFile(o *optsDict, configDir, file string) error {
 	th.SetMaxExecutionSteps(maxSteps)
 	o.thread, o.lines = th, text.lines
 	defer func() { o.thread, o.lines = nil, nil }()
+	defer guardThread(th)()
 	if _, err := initProgram(prog, th, pre); err != nil {
 		var ee *starlark.EvalError
 		if errors.As(err, &ee) {

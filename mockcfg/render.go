@@ -88,7 +88,7 @@ var jinjaEnv = func() *exec.Environment {
 		Context:           ctx,
 		Filters:           filters,
 		Tests:             tests,
-		ControlStructures: builtins.ControlStructures,
+		ControlStructures: countedStructures,
 		Methods: exec.Methods{
 			Bool:  builtins.Methods.Bool,
 			Int:   builtins.Methods.Int,
@@ -107,7 +107,7 @@ const maxRange = 100000
 // safeRange is range() as Jinja2's sandbox has it: at most maxRange items.
 // (gonja's own feeds a channel from a goroutine, which leaks when a
 // template stops early.)
-func safeRange(_ *exec.Evaluator, params *exec.VarArgs) ([]int, error) {
+func safeRange(e *exec.Evaluator, params *exec.VarArgs) ([]int, error) {
 	var start, stop, step = 0, 0, 1
 	for _, a := range params.Args {
 		if !a.IsInteger() {
@@ -136,6 +136,11 @@ func safeRange(_ *exec.Evaluator, params *exec.VarArgs) ([]int, error) {
 	}
 	if n > maxRange {
 		return nil, fmt.Errorf("Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).", maxRange)
+	}
+	if e != nil {
+		if err := budgetOf(e.Environment.Context).spend(int64(n)); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]int, n)
 	for k := range out {
@@ -212,6 +217,7 @@ func newRenderer(raw Dict) *renderer {
 	}
 	// mock passes func=lambda: None along with the dict.
 	ctx.Set("func", func() any { return pyNone })
+	ctx.Set(budgetKey, newBudget())
 	maxDepth := 5
 	if n, ok := raw["jinja_max_recursion"].(int64); ok {
 		maxDepth = int(n)
@@ -258,6 +264,12 @@ func (r *renderer) once(src string) (out string, err error) {
 // messages (a whole dnf.conf), keeping the reason.
 func cleanJinjaErr(err error) error {
 	msg := err.Error()
+	// A budget error is wrapped once per nesting level: keep the reason.
+	for _, reason := range []string{budgetStepsMsg, budgetDepthMsg} {
+		if i := strings.LastIndex(msg, reason); i >= 0 {
+			return fmt.Errorf("%s", msg[i:])
+		}
+	}
 	if i := strings.Index(msg, "failed to parse template '"); i >= 0 {
 		if j := strings.LastIndex(msg, "': "); j > i {
 			msg = msg[:i] + "parse error: " + msg[j+3:]
