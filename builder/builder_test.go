@@ -96,9 +96,9 @@ func (w *world) submit(t *testing.T, req builder.Request) builder.Build {
 
 func (w *world) wait(t *testing.T, id string) builder.Build {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	b, err := w.b.WaitFor(ctx, id)
+	// A build's time depends on the machine (a bootstrap downloads): wait
+	// as long as the test may run.
+	b, err := w.b.WaitFor(testguard.Context(t), id)
 	if err != nil {
 		t.Fatalf("wait for %s: %v (state %s)", id, err, b.State)
 	}

@@ -13,6 +13,10 @@ import (
 	"github.com/thinroot/thinroot/mockcfg"
 )
 
+// debootstrapCache keeps the Debian buildroot's packages between test
+// runs (testdata/bootstrap/debian.sh's DEBOOTSTRAP_CACHE).
+const debootstrapCache = "/var/cache/thinroot-tests/debootstrap"
+
 // mirrorReachable asks the host's apt mirror (as the bootstrap script
 // finds it) for the suite's Release file.
 func mirrorReachable(t *testing.T) (string, bool) {
@@ -50,6 +54,9 @@ func TestDebianPackageBuild(t *testing.T) {
 	if why, ok := mirrorReachable(t); !ok {
 		t.Skip("needs the Debian mirror: " + why)
 	}
+	// The packages debootstrap downloads are kept between runs on this
+	// machine; a fresh machine downloads them once.
+	t.Setenv("DEBOOTSTRAP_CACHE", debootstrapCache)
 	env := env
 	env.PoolSize = 6 << 30
 	env.VolumeSize = 4 << 30

@@ -15,6 +15,7 @@ import (
 
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/internal/procs"
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
@@ -384,7 +385,7 @@ func kill(t *testing.T, w *World, job Job, point string, r *Rec) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	if ready != "" {
-		deadline := time.Now().Add(60 * time.Second)
+		deadline := testguard.Deadline(t)
 		for {
 			if _, err := os.Stat(ready); err == nil {
 				break
@@ -404,7 +405,7 @@ func kill(t *testing.T, w *World, job Job, point string, r *Rec) {
 	}
 	select {
 	case err = <-done:
-	case <-time.After(3 * time.Minute):
+	case <-time.After(testguard.Remaining(t)):
 		cmd.Process.Kill()
 		t.Fatalf("the helper did not die at %s:\n%s", point, out.String())
 	}

@@ -170,10 +170,15 @@ func TestFUSEServerKilledDuringMkdir(t *testing.T) {
 			r.Check(false, "%s: the volumes are neither as before nor with the workdir:\nbefore %s\nafter  %s\ngot    %s",
 				how, before, after, got)
 		}
-		if err := syscall.Rmdir(dir); err != nil && !errors.Is(err, syscall.ENOENT) {
-			r.Check(false, "%s: rmdir through the new tree: %v", how, err)
+		rmErr := syscall.Rmdir(dir)
+		if rmErr != nil && !errors.Is(rmErr, syscall.ENOENT) {
+			r.Check(false, "%s: rmdir through the new tree: %v", how, rmErr)
 		}
 		w.M = w.NewManagerFor()
+		if left := w.Picture(w.M); left.String() != before.String() {
+			r.Check(false, "%s: after rmdir (%v) the volumes are not as before the round:\nbefore %s\nnow    %s\nserver log:\n%s",
+				how, rmErr, before, left, s.logText())
+		}
 		s.kill()
 	}
 

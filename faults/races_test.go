@@ -2,7 +2,6 @@ package faults_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand"
@@ -18,6 +17,7 @@ import (
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/faults"
 	"github.com/thinroot/thinroot/internal/probe"
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
 )
 
@@ -142,9 +142,7 @@ func cliOp(t *testing.T, w *faults.World, rnd *rand.Rand, p faults.Picture) func
 		verb, args = "workdir remove", []string{w.Root, op.Ext}
 	}
 	return func() faults.Done {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		out, err := cli(ctx, t, w, verb, args...)
+		out, err := cli(testguard.Context(t), t, w, verb, args...)
 		d := faults.Done{Actor: "cli", Op: op, OK: err == nil, Maybe: maybe}
 		if err != nil {
 			d.Err = lastLine(out)
@@ -167,7 +165,7 @@ func treeOp(t *testing.T, w *faults.World, d *server, name string, rnd *rand.Ran
 		op.Kind = "init"
 		ext := fmt.Sprintf("b%d%s", round, name)
 		maybe = []faults.Op{{Kind: "init", Root: w.Root}}
-		do = func() error { return build(d.socket, w.Root, ext) }
+		do = func() error { return build(testguard.Deadline(t), d.socket, w.Root, ext) }
 	case n < 6:
 		op.Kind, op.Snap, op.Ext = "workdir-create", pick(rnd, snapsOf(p, w.Root)), pick(rnd, raceExts)
 		do = func() error { return os.Mkdir(filepath.Join(snaps, op.Snap, op.Ext), 0o755) }
@@ -213,7 +211,7 @@ func writeAction(path, data string) error {
 }
 
 // build submits a build of `true` through a daemon's API and waits for it.
-func build(sock, root, ext string) error {
+func build(deadline time.Time, sock, root, ext string) error {
 	body, _ := json.Marshal(builder.Request{Config: root, UniqueExt: ext, Command: []string{"/bin/true"}})
 	hc := apiClient(sock)
 	hc.Timeout = 3 * time.Minute
@@ -227,7 +225,8 @@ func build(sock, root, ext string) error {
 	if err != nil || resp.StatusCode != 201 {
 		return fmt.Errorf("submit: %d %v", resp.StatusCode, err)
 	}
-	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
 		resp, err := hc.Get("http://thinroot/v1/builds/" + b.ID)
 		if err != nil {
 			return err
@@ -312,7 +311,7 @@ func getBuild(t *testing.T, sock, id string) builder.Build {
 
 func lvmtestWait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := testguard.Deadline(t)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

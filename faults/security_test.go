@@ -14,6 +14,7 @@ import (
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/faults"
 	"github.com/thinroot/thinroot/internal/probe"
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
 )
 
@@ -32,7 +33,7 @@ func secureWorld(t *testing.T) (*faults.World, *server) {
 	if err := os.Mkdir(filepath.Join(snaps, lvm.PostInit, "mine"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := build(s.socket, w.Root, "b1"); err != nil {
+	if err := build(testguard.Deadline(t), s.socket, w.Root, "b1"); err != nil {
 		t.Fatal(err)
 	}
 	return w, s

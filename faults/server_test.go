@@ -3,6 +3,7 @@ package faults_test
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,8 +98,12 @@ func startServer(t *testing.T, w *faults.World, verb, mnt string, env ...string)
 		_, err := os.Stat(filepath.Join(mnt, "README"))
 		sockOK := true
 		if s.socket != "" {
-			_, serr := os.Stat(s.socket)
-			sockOK = serr == nil
+			// A killed daemon leaves its socket file behind: only a
+			// connection tells that the new one listens.
+			c, serr := net.Dial("unix", s.socket)
+			if sockOK = serr == nil; sockOK {
+				c.Close()
+			}
 		}
 		if err == nil && sockOK {
 			return s

@@ -80,6 +80,7 @@ func mountTree(t testing.TB, f *lvmtest.Fixture, model fsview.Model, refresh tim
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	testguard.Unwedge(t, mnt)
 	tree := fsview.New(model, fsview.Options{Refresh: refresh, GID: treeGID, Log: f.Log})
 	opts := tree.FuseOptions(fuse.MountOptions{DirectMount: true, AllowOther: true})
 	server, err := fs.Mount(mnt, tree.Root(), opts)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/thinroot/thinroot/internal/probe"
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
 
@@ -26,6 +27,7 @@ type server struct {
 
 func startMount(t *testing.T, f *lvmtest.Fixture, mnt string) *server {
 	t.Helper()
+	testguard.Unwedge(t, mnt)
 	logf, err := os.CreateTemp(t.TempDir(), "mount-*.log")
 	if err != nil {
 		t.Fatal(err)
@@ -42,10 +44,15 @@ func startMount(t *testing.T, f *lvmtest.Fixture, mnt string) *server {
 	go func() { s.err = cmd.Wait(); close(s.done) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-s.done
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			testguard.AbortMount(mnt)
+			<-s.done
+		}
 		syscall.Unmount(mnt, syscall.MNT_DETACH)
 	})
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := testguard.Deadline(t); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(filepath.Join(mnt, "README")); err == nil {
 			break
 		}

@@ -122,6 +122,7 @@ func TestCLIFromConfigFiles(t *testing.T) {
 
 	// The daemon: tree, builder, API.
 	mnt := filepath.Join(e.dir, "tree")
+	testguard.Unwedge(t, mnt)
 	serve := e.cmd("serve", "--mount", mnt, "--jobs", "2")
 	stderr, _ := serve.StderrPipe()
 	if err := serve.Start(); err != nil {
@@ -140,7 +141,7 @@ func TestCLIFromConfigFiles(t *testing.T) {
 		serve.Process.Signal(syscall.SIGTERM)
 		serve.Wait()
 	}()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := testguard.Deadline(t)
 	for {
 		if _, err := os.Stat(filepath.Join(e.dir, "api.sock")); err == nil {
 			break
@@ -210,6 +211,7 @@ func TestCLIFromConfigFiles(t *testing.T) {
 func TestServeRestartsAfterKill(t *testing.T) {
 	e := newCLI(t)
 	mnt := filepath.Join(e.dir, "tree")
+	testguard.Unwedge(t, mnt)
 	start := func() *exec.Cmd {
 		t.Helper()
 		serve := e.cmd("serve", "--mount", mnt, "--jobs", "1", "--refresh", "100ms")
@@ -220,7 +222,7 @@ func TestServeRestartsAfterKill(t *testing.T) {
 		}
 		done := make(chan struct{})
 		go func() { serve.Wait(); close(done) }()
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := testguard.Deadline(t)
 		for {
 			if _, err := os.Stat(filepath.Join(mnt, "README")); err == nil {
 				return serve
