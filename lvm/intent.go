@@ -89,6 +89,10 @@ func (m *Manager) intentsDir() string { return filepath.Join(m.opts.StateDir, "i
 // before the intent was in place, so nothing was done yet).
 const tempPrefix = ".new-"
 
+// beforeIntentLock, when set (by tests), runs between the creation of an
+// intent's temporary and its lock: where a sweep can get in.
+var beforeIntentLock func(path string)
+
 // begin writes and locks an intent.
 func (m *Manager) begin(in *intent) error {
 	dir := m.intentsDir()
@@ -105,8 +109,16 @@ func (m *Manager) begin(in *intent) error {
 		if f, err = os.CreateTemp(dir, tempPrefix+in.Op+"-*"); err != nil {
 			return fmt.Errorf("record intent: %w", err)
 		}
+		if beforeIntentLock != nil {
+			beforeIntentLock(f.Name())
+		}
 		if err := setOFD(f, unix.F_OFD_SETLK, unix.F_WRLCK); err != nil {
 			f.Close()
+			// A sweep found the fresh file unlocked and holds it to
+			// remove it as abandoned: leave it that, take a new one.
+			if errors.Is(err, unix.EAGAIN) && attempt < 10 {
+				continue
+			}
 			os.Remove(f.Name())
 			return fmt.Errorf("lock intent: %w", err)
 		}

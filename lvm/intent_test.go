@@ -101,3 +101,42 @@ func TestRecoverSweepsRecordTemporaries(t *testing.T) {
 		t.Error("recovery left an abandoned record temporary")
 	}
 }
+
+// A sweep may lock a writer's fresh temporary before the writer does
+// (it looks abandoned for that instant); the writer then starts over
+// with a new one instead of failing. Before, the operation failed with
+// "lock intent: resource temporarily unavailable": a mkdir through the
+// tree answered EIO on a loaded machine.
+func TestBeginWhileASweepHoldsItsTemporary(t *testing.T) {
+	m, err := NewManager(Options{StateDir: t.TempDir(), Basedir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(m.intentsDir(), 0o755)
+	var held []*HeldLock
+	beforeIntentLock = func(path string) {
+		if len(held) < 3 {
+			h, err := TryLock(path, true)
+			if err != nil || h == nil {
+				t.Fatalf("the sweep could not lock %s: %v", path, err)
+			}
+			held = append(held, h)
+		}
+	}
+	defer func() { beforeIntentLock = nil }()
+	in := &intent{Op: "workdir-create", Root: "r", Pool: "p"}
+	if err := m.begin(in); err != nil {
+		t.Fatalf("begin while a sweep holds its temporaries: %v", err)
+	}
+	defer m.done(in)
+	if len(held) != 3 {
+		t.Fatalf("the writer tried %d temporaries, want 4", len(held)+1)
+	}
+	for _, h := range held {
+		os.Remove(h.Path())
+		h.Release()
+	}
+	if _, err := os.Stat(in.path); err != nil {
+		t.Fatalf("intent not in place: %v", err)
+	}
+}
