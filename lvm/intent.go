@@ -174,6 +174,11 @@ func (m *Manager) done(in *intent) {
 	fsutil.SyncDir(filepath.Dir(in.path))
 	in.lock.Release()
 	in.path = ""
+	// A State published while the intent was there hides its volumes:
+	// the next State() must look again.
+	m.mu.Lock()
+	m.dirty++
+	m.mu.Unlock()
 }
 
 // intentOnDisk is an intent file and whether its writer still runs.

@@ -140,3 +140,40 @@ func TestBeginWhileASweepHoldsItsTemporary(t *testing.T) {
 		t.Fatalf("intent not in place: %v", err)
 	}
 }
+
+// kindOnly stands in for a backend where only the Manager's bookkeeping
+// is under test: nothing but Kind is ever called.
+type kindOnly struct{ Backend }
+
+func (kindOnly) Kind() string { return "file" }
+
+// A State published while an operation's intent is on disk hides the
+// volume it makes; once the operation is done the next State shows it.
+// Before, that State stayed until something else changed: a mkdir through
+// the tree followed at once by an rmdir got ENOENT, and a listing right
+// after 16 mkdirs missed one.
+func TestStateShowsVolumeOnceIntentIsDone(t *testing.T) {
+	m, err := NewManager(Options{StateDir: t.TempDir(), Basedir: t.TempDir(),
+		Backends: map[string]Backend{"file": kindOnly{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddConfig(Config{Root: "r", Pool: "p", Basedir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	snap := Volume{Name: SnapshotLV("r", PostInit), Pool: "p", Thin: true}
+	m.pools["p"].report = &PoolReport{Name: "p", Volumes: []Volume{snap}}
+	lv := WorkdirLV("r", "w")
+	in := &intent{Op: "workdir-create", Root: "r", Pool: "p", Volumes: []string{lv}}
+	if err := m.begin(in); err != nil {
+		t.Fatal(err)
+	}
+	m.patch("p", &Volume{Name: lv, Pool: "p", Thin: true, Origin: snap.Name})
+	if _, cs := m.State().Config("r"); cs.Workdir("w") != nil {
+		t.Fatal("a volume whose operation is still running is shown")
+	}
+	m.done(in)
+	if _, cs := m.State().Config("r"); cs.Workdir("w") == nil {
+		t.Fatal("the volume is still hidden after its operation is done")
+	}
+}

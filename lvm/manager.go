@@ -56,7 +56,10 @@ type Manager struct {
 	pools   map[string]*poolEntry
 	holds   map[string]string // root+"/"+ext -> who
 	gen     uint64
-	dirty   bool
+	// dirty counts changes to the picture; published is the count the
+	// last published State includes. A change made while a State is
+	// being published is not lost: the count moves past it.
+	dirty, published uint64
 
 	state atomic.Pointer[State]
 	// changed is closed and replaced whenever a new State is published.
@@ -129,7 +132,7 @@ func (m *Manager) AddConfig(c Config) error {
 	if _, ok := m.pools[c.Pool]; !ok {
 		m.pools[c.Pool] = &poolEntry{name: c.Pool, key: key, backend: be}
 	}
-	m.dirty = true
+	m.dirty++
 	return nil
 }
 
@@ -204,7 +207,7 @@ func (m *Manager) backendFor(c *Config) Backend { return m.opts.Backends[Backend
 // State returns the last published picture. It never blocks on a backend.
 func (m *Manager) State() *State {
 	m.mu.Lock()
-	dirty := m.dirty
+	dirty := m.dirty != m.published
 	m.mu.Unlock()
 	if dirty {
 		m.publish()
@@ -252,7 +255,7 @@ func (m *Manager) Refresh(ctx context.Context) (*State, error) {
 		} else {
 			p.report, p.err = r, nil
 		}
-		m.dirty = true
+		m.dirty++
 		m.mu.Unlock()
 	}
 	return m.publish(), errors.Join(errs...)
@@ -297,7 +300,7 @@ func (m *Manager) rescan(ctx context.Context, pool string) (*PoolReport, error) 
 	// returned to the caller but does not replace the patched report.
 	if p.patches == seen {
 		p.report, p.err = r, nil
-		m.dirty = true
+		m.dirty++
 	}
 	m.mu.Unlock()
 	return r, err
@@ -306,7 +309,7 @@ func (m *Manager) rescan(ctx context.Context, pool string) (*PoolReport, error) 
 // invalidate marks a pool for rescan at the next Refresh or operation.
 func (m *Manager) invalidate(pool string) {
 	m.mu.Lock()
-	m.dirty = true
+	m.dirty++
 	m.mu.Unlock()
 }
 
@@ -339,7 +342,7 @@ func (m *Manager) patch(pool string, add *Volume, remove ...string) {
 	r.Volumes = vols
 	p.report = &r
 	p.patches++
-	m.dirty = true
+	m.dirty++
 }
 
 // report returns the cached report of a pool (nil when it does not exist).
@@ -361,7 +364,7 @@ func (m *Manager) Hold(root, ext, who string) error {
 		return fmt.Errorf("workdir %s.%s held by %s: %w", root, ext, h, ErrBusy)
 	}
 	m.holds[k] = who
-	m.dirty = true
+	m.dirty++
 	return nil
 }
 
@@ -370,7 +373,7 @@ func (m *Manager) Unhold(root, ext string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.holds, root+"/"+ext)
-	m.dirty = true
+	m.dirty++
 }
 
 func (m *Manager) heldBy(root, ext string) string {
@@ -448,7 +451,7 @@ func (m *Manager) syncPool(ctx context.Context, pool string) error {
 			// A Refresh whose scan began before this one must not
 			// overwrite it.
 			p.patches++
-			m.dirty = true
+			m.dirty++
 			m.mu.Unlock()
 			return nil
 		}

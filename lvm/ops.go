@@ -145,7 +145,7 @@ func (m *Manager) RemovePool(ctx context.Context, name string) error {
 	} else {
 		p.report = nil
 	}
-	m.dirty = true
+	m.dirty++
 	m.mu.Unlock()
 	return nil
 }
@@ -838,7 +838,7 @@ func (m *Manager) removeEmptyPool(ctx context.Context, be Backend, pool string) 
 	if p, ok := m.pools[pool]; ok {
 		p.report = nil
 	}
-	m.dirty = true
+	m.dirty++
 	m.mu.Unlock()
 	m.log.Info("removed the pool: nothing else was in it", "pool", pool)
 	return true, nil

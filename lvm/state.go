@@ -13,6 +13,9 @@ import (
 
 // publish builds a new State from the cached reports and publishes it.
 func (m *Manager) publish() *State {
+	m.mu.Lock()
+	seen := m.dirty
+	m.mu.Unlock()
 	table, _ := mount.Table()
 	ints := m.intents()
 
@@ -120,7 +123,7 @@ func (m *Manager) publish() *State {
 		m.fillStats(&ps.Stats, p)
 		st.Pools = append(st.Pools, ps)
 	}
-	m.dirty = false
+	m.published = seen
 	m.state.Store(st)
 	close(m.changed)
 	m.changed = make(chan struct{})
