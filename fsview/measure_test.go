@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// TestFiftyWorkdirs measures the tree with 50 workdirs: mkdir, ls -lR and
-// a stats read, and fails only when they are far off what they should be.
+// TestFiftyWorkdirs runs the tree with 50 workdirs: 50 mkdirs, ls -lR and
+// stats reads must all work; their times are printed, not judged.
 // go test -v -run TestFiftyWorkdirs prints the figures.
 func TestFiftyWorkdirs(t *testing.T) {
 	if testing.Short() {
@@ -54,9 +54,9 @@ func TestFiftyWorkdirs(t *testing.T) {
 	t.Logf("mkdir of a workdir (50): median %v, max %v", pct(mk, 50), pct(mk, 100))
 	t.Logf("ls -lR of the tree (%d lines, 5 runs): first %v, median %v, max %v", lines, ls[0], pct(ls, 50), pct(ls, 100))
 	t.Logf("read of stats (open+read+close, 500 runs): median %v, p99 %v, max %v", pct(rd, 50), pct(rd, 99), pct(rd, 100))
-	if pct(ls, 50) > 2*time.Second || pct(rd, 50) > 10*time.Millisecond {
-		t.Fatalf("too slow: ls -lR %v, stats read %v", pct(ls, 50), pct(rd, 50))
-	}
+	// The figures are reported, not judged: how fast is make bench's
+	// business (BENCHMARKS.md), where it is measured against the
+	// alternatives in the same run rather than against a constant.
 }
 
 // pct returns the p-th percentile of ds.
