@@ -67,9 +67,16 @@ type Build struct {
 	UniqueExt    string `json:"uniqueext"`
 	Workdir      string `json:"workdir,omitempty"` // the workdir's mounted root
 	ResultDir    string `json:"result_dir,omitempty"`
-	ExitCode     *int   `json:"exit_code,omitempty"`
-	Error        string `json:"error,omitempty"`
+	// ExitCode is the build's exit status: its command's (128+N when
+	// signal N killed it), or ExitTimedOut when it ran over its timeout.
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
+
+// ExitTimedOut is the exit status recorded for a build that ran over its
+// timeout, whatever its command's processes died of: mock's status for a
+// command timeout (commandTimeoutExpired), which thinroot build exits with.
+const ExitTimedOut = 11
 
 // Phase is one state change.
 type Phase struct {

@@ -309,6 +309,14 @@ func TestCancelAndTimeout(t *testing.T) {
 	if fin.State != builder.StateTimedOut {
 		t.Fatalf("state %s (%s), want timed-out", fin.State, fin.Error)
 	}
+	// One status for a timeout, mock's 11, in the record as in the CLI;
+	// never the killed command's own 137.
+	if fin.ExitCode == nil || *fin.ExitCode != builder.ExitTimedOut || builder.ExitTimedOut != 11 {
+		t.Fatalf("a timed-out build records exit code %v, want 11", fin.ExitCode)
+	}
+	if st := builder.StatusText(fin); !strings.Contains(st, "exit_code: 11\n") {
+		t.Fatalf("status of a timed-out build:\n%s", st)
+	}
 	assertGone(t, w, tb.ID, fin.Workdir)
 }
 
