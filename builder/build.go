@@ -5,6 +5,7 @@
 package builder
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -53,8 +54,8 @@ type Build struct {
 	Request   Request   `json:"request"`
 	State     string    `json:"state"`
 	Submitted time.Time `json:"submitted"`
-	Started   time.Time `json:"started,omitempty"`
-	Finished  time.Time `json:"finished,omitempty"`
+	Started   time.Time `json:"started,omitzero"`
+	Finished  time.Time `json:"finished,omitzero"`
 	// Phases records when each state was entered.
 	Phases []Phase `json:"phases"`
 	// Owner is the uid that submitted it; the build runs as BuildUID.
@@ -105,7 +106,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if v < 0 {
-		v = 0
+		return fmt.Errorf("duration %s is negative (0 means no limit)", s)
 	}
 	*d = Duration(v)
 	return nil
