@@ -21,9 +21,10 @@ import (
 //     useAdHoc for the ad hoc config flags, useThresholds, useDaemon for
 //     --socket, useJSON for --json, useTree for the tree's flags). Its own
 //     flags go in flags; give every flag a usage that names the allowed
-//     values, and use the checked value types of flags.go (sizeFlag,
-//     percentFlag, countFlag, durationFlag, enumFlag) so a bad value is
-//     refused while parsing, naming the flag.
+//     values, and use the checked value types of flags.go (newSize,
+//     newPercent, newEnum, countValue, durationValue, absPath) so a bad
+//     value is refused while parsing, naming the flag; a name for its
+//     value in help goes in metavars (help.go).
 //  2. Add it to the list below, in the place `thinroot help` shows it. A
 //     new group also gets a line in groups.
 //  3. run gets the positional arguments already counted against args (a
