@@ -116,6 +116,21 @@ func TestAPIPageCoversRoutes(t *testing.T) {
 	}
 }
 
+// README tells a Fedora user what to install, and says what make check
+// costs and what runs quickly.
+func TestReadmeSaysHowToRunTheTests(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(lvmtest.RepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	for _, want := range []string{"sudo dnf install", "make test-unit", "boots a VM", "minutes"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.md does not say %q", want)
+		}
+	}
+}
+
 // section is the text of a man page's "# NAME" section.
 func section(t *testing.T, page, name string) string {
 	t.Helper()
