@@ -13,7 +13,7 @@ VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.commit=$(COMMIT) -X main.version=$(VERSION)
 BIN       := bin/thinroot
 DEMO_DIR  ?= /tmp/thinroot-demo
-MANPAGES  := man/thinroot.1 man/thinroot-tree.5 man/thinroot.conf.5
+MANPAGES  := man/thinroot.1 man/thinroot-tree.5 man/thinroot.conf.5 man/thinroot-api.7
 
 .PHONY: all build bench test test-unit test-vm check lint deps demo demo-clean clean man install install-check \
 	faults faults-vm fuzz-short fuzz-long reliability
@@ -96,6 +96,7 @@ install: build man
 	install -D -m 0644 man/thinroot.1 $(DESTDIR)$(MANDIR)/man1/thinroot.1
 	install -D -m 0644 man/thinroot-tree.5 $(DESTDIR)$(MANDIR)/man5/thinroot-tree.5
 	install -D -m 0644 man/thinroot.conf.5 $(DESTDIR)$(MANDIR)/man5/thinroot.conf.5
+	install -D -m 0644 man/thinroot-api.7 $(DESTDIR)$(MANDIR)/man7/thinroot-api.7
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPDIR)
 	sed 's|@BINDIR@|$(BINDIR)|g' contrib/thinroot.service.in > $(DESTDIR)$(UNITDIR)/thinroot.service
 	$(BIN) completion bash > $(DESTDIR)$(COMPDIR)/thinroot
@@ -106,7 +107,7 @@ install: build man
 install-check:
 	@tmp=$$(mktemp -d) && $(MAKE) --no-print-directory install DESTDIR=$$tmp PREFIX=/usr >/dev/null && \
 	for f in usr/bin/thinroot usr/share/man/man1/thinroot.1 usr/share/man/man5/thinroot-tree.5 \
-		usr/share/man/man5/thinroot.conf.5 etc/systemd/system/thinroot.service \
+		usr/share/man/man5/thinroot.conf.5 usr/share/man/man7/thinroot-api.7 etc/systemd/system/thinroot.service \
 		usr/share/bash-completion/completions/thinroot usr/share/thinroot/bootstrap/busybox.sh; do \
 		test -s $$tmp/$$f || { echo "install-check: $$f missing"; rm -rf $$tmp; exit 1; }; done && \
 	grep -q '^ExecStart=/usr/bin/thinroot serve' $$tmp/etc/systemd/system/thinroot.service && \

@@ -178,7 +178,7 @@ func (e *env) benchControl(cw *ctlWorld, reps int) (*Benchmark, error) {
 		cfg, ext, _ := strings.Cut(ce, "/")
 		wd := filepath.Join(cw.snapDir(cfg), ext)
 		treePaths = append(treePaths, filepath.Join(w.mnt, "workdirs", cfg+"."+ext), wd,
-			filepath.Join(wd, "info"), filepath.Join(wd, "root"), filepath.Join(wd, "snapshot"))
+			filepath.Join(wd, ".info"), filepath.Join(wd, "root"), filepath.Join(wd, "snapshot"))
 		lv := "+mock." + cfg + "." + ext
 		bePaths = append(bePaths, filepath.Join(volumes, lv+".img"), filepath.Join(volumes, lv+".json"),
 			filepath.Join(w.basedir, cfg+"-"+ext, "root"))

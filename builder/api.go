@@ -95,25 +95,55 @@ type Server struct {
 	GID int
 	// Stats, if set, answers GET /v1/pools.
 	Stats func() any
-	Log   *slog.Logger
+	// Configs, if set, answers GET /v1/configs.
+	Configs func() any
+	Log     *slog.Logger
+}
+
+// Routes are the API's endpoints, as "METHOD /path" patterns; the API's
+// man page (thinroot-api(7)) documents each, and a test keeps the two in
+// step.
+var Routes = []string{
+	"GET /v1/builds",
+	"POST /v1/builds",
+	"GET /v1/builds/{id}",
+	"GET /v1/builds/{id}/log",
+	"GET /v1/builds/{id}/events",
+	"GET /v1/builds/{id}/wait",
+	"POST /v1/builds/{id}/cancel",
+	"GET /v1/pools",
+	"GET /v1/configs",
 }
 
 // Handler returns the API's routes.
 func (s *Server) Handler() http.Handler {
+	handlers := map[string]http.HandlerFunc{
+		"GET /v1/builds":              s.list,
+		"POST /v1/builds":             s.submit,
+		"GET /v1/builds/{id}":         s.show,
+		"GET /v1/builds/{id}/log":     s.logText,
+		"GET /v1/builds/{id}/events":  s.events,
+		"GET /v1/builds/{id}/wait":    s.wait,
+		"POST /v1/builds/{id}/cancel": s.cancel,
+		"GET /v1/pools": func(w http.ResponseWriter, r *http.Request) {
+			if s.Stats == nil {
+				writeJSON(w, http.StatusOK, []any{})
+				return
+			}
+			writeJSON(w, http.StatusOK, s.Stats())
+		},
+		"GET /v1/configs": func(w http.ResponseWriter, r *http.Request) {
+			if s.Configs == nil {
+				writeJSON(w, http.StatusOK, []any{})
+				return
+			}
+			writeJSON(w, http.StatusOK, s.Configs())
+		},
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/builds", s.list)
-	mux.HandleFunc("POST /v1/builds", s.submit)
-	mux.HandleFunc("GET /v1/builds/{id}", s.show)
-	mux.HandleFunc("GET /v1/builds/{id}/log", s.logText)
-	mux.HandleFunc("GET /v1/builds/{id}/events", s.events)
-	mux.HandleFunc("POST /v1/builds/{id}/cancel", s.cancel)
-	mux.HandleFunc("GET /v1/pools", func(w http.ResponseWriter, r *http.Request) {
-		if s.Stats == nil {
-			writeJSON(w, http.StatusOK, []any{})
-			return
-		}
-		writeJSON(w, http.StatusOK, s.Stats())
-	})
+	for _, r := range Routes {
+		mux.HandleFunc(r, handlers[r])
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s (the API lives under /v1/)", r.Method, r.URL.Path))
 	})
@@ -194,10 +224,41 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // APIError is the body of every error answer.
 type APIError struct {
 	Error string `json:"error"`
+	// Kind says what kind of refusal it is, for clients that act on it
+	// (one of the Kind constants); absent for other errors.
+	Kind string `json:"kind,omitempty"`
 }
 
+// Kinds of error answers.
+const (
+	KindBadRequest      = "bad-request"      // the request is malformed or names something invalid
+	KindUnknownConfig   = "unknown-config"   // the daemon serves no such config
+	KindUnknownSnapshot = "unknown-snapshot" // the config has no such snapshot
+	KindNoBuild         = "no-build"         // no build has that id
+	KindFinished        = "finished"         // the build has already ended
+	KindForbidden       = "forbidden"        // the caller may not do this
+)
+
 func writeErr(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, APIError{Error: err.Error()})
+	writeJSON(w, code, APIError{Error: err.Error(), Kind: kindOf(err)})
+}
+
+func kindOf(err error) string {
+	switch {
+	case errors.Is(err, ErrUnknownConfig):
+		return KindUnknownConfig
+	case errors.Is(err, ErrUnknownSnapshot):
+		return KindUnknownSnapshot
+	case errors.Is(err, ErrBadRequest):
+		return KindBadRequest
+	case errors.Is(err, ErrNoBuild):
+		return KindNoBuild
+	case errors.Is(err, ErrFinished):
+		return KindFinished
+	case errors.Is(err, ErrForbidden):
+		return KindForbidden
+	}
+	return ""
 }
 
 func statusOf(err error) int {
@@ -222,7 +283,8 @@ func (s *Server) mayChange(w http.ResponseWriter, r *http.Request) (Cred, bool) 
 		cr = Cred{UID: -1, GID: -1}
 	}
 	if !cr.MayChange(s.GID) {
-		writeErr(w, http.StatusForbidden, fmt.Errorf("uid %d may not change anything: only root and members of group %d may", cr.UID, s.GID))
+		writeJSON(w, http.StatusForbidden, APIError{Kind: KindForbidden,
+			Error: fmt.Sprintf("uid %d may not change anything: only root and members of group %d may", cr.UID, s.GID)})
 		return cr, false
 	}
 	return cr, true
@@ -244,11 +306,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("request body: %v", err))
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%w: request body: %v", ErrBadRequest, err))
 		return
 	}
 	if dec.More() {
-		writeErr(w, http.StatusBadRequest, errors.New("request body: more than one JSON value"))
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%w: request body: more than one JSON value", ErrBadRequest))
 		return
 	}
 	b, err := s.B.Submit(req, cr.UID)
@@ -279,6 +341,19 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	}
 	b, _ := s.B.Get(r.PathValue("id"))
 	writeJSON(w, http.StatusAccepted, b)
+}
+
+// wait answers when the build has ended, with its final record.
+func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
+	b, err := s.B.WaitFor(r.Context(), r.PathValue("id"))
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
 }
 
 // logText serves the raw log; ?follow=1 keeps streaming until the build

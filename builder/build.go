@@ -5,6 +5,7 @@
 package builder
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -53,8 +54,8 @@ type Build struct {
 	Request   Request   `json:"request"`
 	State     string    `json:"state"`
 	Submitted time.Time `json:"submitted"`
-	Started   time.Time `json:"started,omitempty"`
-	Finished  time.Time `json:"finished,omitempty"`
+	Started   time.Time `json:"started,omitzero"`
+	Finished  time.Time `json:"finished,omitzero"`
 	// Phases records when each state was entered.
 	Phases []Phase `json:"phases"`
 	// Owner is the uid that submitted it; the build runs as BuildUID.
@@ -67,9 +68,16 @@ type Build struct {
 	UniqueExt    string `json:"uniqueext"`
 	Workdir      string `json:"workdir,omitempty"` // the workdir's mounted root
 	ResultDir    string `json:"result_dir,omitempty"`
-	ExitCode     *int   `json:"exit_code,omitempty"`
-	Error        string `json:"error,omitempty"`
+	// ExitCode is the build's exit status: its command's (128+N when
+	// signal N killed it), or ExitTimedOut when it ran over its timeout.
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
+
+// ExitTimedOut is the exit status recorded for a build that ran over its
+// timeout, whatever its command's processes died of: mock's status for a
+// command timeout (commandTimeoutExpired), which thinroot build exits with.
+const ExitTimedOut = 11
 
 // Phase is one state change.
 type Phase struct {
@@ -98,7 +106,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if v < 0 {
-		v = 0
+		return fmt.Errorf("duration %s is negative (0 means no limit)", s)
 	}
 	*d = Duration(v)
 	return nil

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,10 +53,27 @@ type Options struct {
 // Errors the API maps to status codes.
 var (
 	ErrBadRequest = errors.New("bad request")
-	ErrNoBuild    = errors.New("no such build")
-	ErrFinished   = errors.New("build already finished")
-	ErrForbidden  = errors.New("not allowed")
+	// ErrUnknownConfig (with ErrBadRequest) refuses a build of a config
+	// the daemon does not serve; Resolve wraps it.
+	ErrUnknownConfig = errors.New("unknown config")
+	// ErrUnknownSnapshot refuses a build from a snapshot the config lacks.
+	ErrUnknownSnapshot = errors.New("unknown snapshot")
+	ErrNoBuild         = errors.New("no such build")
+	ErrFinished        = errors.New("build already finished")
+	ErrForbidden       = errors.New("not allowed")
 )
+
+// Refusal is an error that reads as its message and is (errors.Is) its
+// kind: ErrUnknownConfig, ErrUnknownSnapshot...
+func Refusal(kind error, msg string) error { return &refusal{msg: msg, kind: kind} }
+
+type refusal struct {
+	msg  string
+	kind error
+}
+
+func (r *refusal) Error() string { return r.msg }
+func (r *refusal) Unwrap() error { return r.kind }
 
 // Builder queues and runs builds.
 type Builder struct {
@@ -226,6 +244,43 @@ func (b *Builder) Shutdown() {
 	b.wg.Wait()
 }
 
+// snapshotExists refuses, at submission rather than when the build runs,
+// a snapshot the config does not have. Before the config's bootstrap only
+// postinit will exist. The picture is rescanned once before refusing, so
+// a snapshot made a moment ago by another process counts.
+func (b *Builder) snapshotExists(root, snap string) error {
+	m := b.opts.Manager
+	if m == nil {
+		return nil
+	}
+	has := func() (bool, []string) {
+		_, cs := m.State().Config(root)
+		if cs == nil || len(cs.Snapshots) == 0 {
+			return snap == lvm.PostInit, nil
+		}
+		var names []string
+		for _, s := range cs.Snapshots {
+			if s.Name == snap {
+				return true, nil
+			}
+			names = append(names, s.Name)
+		}
+		return false, names
+	}
+	if ok, _ := has(); ok {
+		return nil
+	}
+	m.Refresh(context.Background())
+	ok, names := has()
+	switch {
+	case ok:
+		return nil
+	case len(names) == 0:
+		return Refusal(ErrUnknownSnapshot, fmt.Sprintf("config %s has no snapshot %s: it is not initialized yet, and its bootstrap makes only %s", root, snap, lvm.PostInit))
+	}
+	return Refusal(ErrUnknownSnapshot, fmt.Sprintf("config %s has no snapshot %s (it has %s)", root, snap, strings.Join(names, ", ")))
+}
+
 func newID() string {
 	var r [2]byte
 	rand.Read(r[:])
@@ -239,6 +294,9 @@ func (b *Builder) Submit(req Request, owner int) (Build, error) {
 	}
 	info, err := b.opts.Resolve(req.Config)
 	if err != nil {
+		if errors.Is(err, ErrUnknownConfig) {
+			return Build{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
 		return Build{}, fmt.Errorf("%w: config %s: %v", ErrBadRequest, req.Config, err)
 	}
 	id := newID()
@@ -252,6 +310,9 @@ func (b *Builder) Submit(req Request, owner int) (Build, error) {
 	if req.Snapshot != "" {
 		if err := lvm.ValidateSnapshot(req.Config, req.Snapshot); err != nil {
 			return Build{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		if err := b.snapshotExists(req.Config, req.Snapshot); err != nil {
+			return Build{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
 	}
 	if len(req.Command) == 0 && len(info.Build) == 0 {

@@ -265,6 +265,24 @@ func TestFailingBuildThroughAPI(t *testing.T) {
 	if resp != 400 {
 		t.Errorf("unknown field: %d", resp)
 	}
+	// A negative timeout is refused, not run without a limit.
+	if resp := rawPost(t, sock, "/v1/builds", `{"config": "`+w.f.Root+`", "command": ["true"], "timeout": "-5s"}`); resp != 400 {
+		t.Errorf("negative timeout: %d, want 400", resp)
+	}
+	// A snapshot the config lacks is refused when submitted, saying which
+	// it has, rather than queued to fail.
+	_, err = c.Submit(ctx, builder.Request{Config: w.f.Root, Snapshot: "nosnap", Command: []string{"true"}})
+	if !errors.As(err, &he) || he.Code != 400 || he.Kind != builder.KindUnknownSnapshot || !strings.Contains(he.Msg, "postinit") {
+		t.Errorf("unknown snapshot: %v (%+v), want 400 unknown-snapshot naming postinit", err, he)
+	}
+	// Waiting answers the final record.
+	if fin, err := c.Wait(ctx, b.ID); err != nil || fin.State != builder.StateFailed || *fin.ExitCode != 3 {
+		t.Errorf("wait: %+v %v", fin, err)
+	}
+	var logBuf strings.Builder
+	if _, err := c.Log(ctx, b.ID, 0, true, &logBuf); err != nil || !strings.Contains(logBuf.String(), "line 3") {
+		t.Errorf("log: %q %v", logBuf.String(), err)
+	}
 	bs, err := c.List(ctx)
 	if err != nil || len(bs) != 1 {
 		t.Fatalf("list: %v %v", bs, err)
@@ -309,6 +327,14 @@ func TestCancelAndTimeout(t *testing.T) {
 	fin = w.wait(t, tb.ID)
 	if fin.State != builder.StateTimedOut {
 		t.Fatalf("state %s (%s), want timed-out", fin.State, fin.Error)
+	}
+	// One status for a timeout, mock's 11, in the record as in the CLI;
+	// never the killed command's own 137.
+	if fin.ExitCode == nil || *fin.ExitCode != builder.ExitTimedOut || builder.ExitTimedOut != 11 {
+		t.Fatalf("a timed-out build records exit code %v, want 11", fin.ExitCode)
+	}
+	if st := builder.StatusText(fin); !strings.Contains(st, "exit_code: 11\n") {
+		t.Fatalf("status of a timed-out build:\n%s", st)
 	}
 	assertGone(t, w, tb.ID, fin.Workdir)
 }

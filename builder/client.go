@@ -49,9 +49,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		var e APIError
-		json.NewDecoder(resp.Body).Decode(&e)
-		return &HTTPError{Code: resp.StatusCode, Msg: e.Error}
+		return httpError(resp)
 	}
 	if out != nil {
 		return json.NewDecoder(resp.Body).Decode(out)
@@ -63,6 +61,13 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 type HTTPError struct {
 	Code int
 	Msg  string
+	Kind string // APIError.Kind
+}
+
+func httpError(resp *http.Response) error {
+	var e APIError
+	json.NewDecoder(resp.Body).Decode(&e)
+	return &HTTPError{Code: resp.StatusCode, Msg: e.Error, Kind: e.Kind}
 }
 
 func (e *HTTPError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Code) }
@@ -104,13 +109,11 @@ func (c *Client) Events(ctx context.Context, id string, fn func(Event)) (Build, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return Build{}, err
+		return Build{}, fmt.Errorf("thinroot daemon at %s: %w", c.Socket, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		var e APIError
-		json.NewDecoder(resp.Body).Decode(&e)
-		return Build{}, &HTTPError{Code: resp.StatusCode, Msg: e.Error}
+		return Build{}, httpError(resp)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -131,4 +134,49 @@ func (c *Client) Events(ctx context.Context, id string, fn func(Event)) (Build, 
 		return Build{}, ctx.Err()
 	}
 	return Build{}, fmt.Errorf("events of %s ended early", id)
+}
+
+// Wait blocks until a build has ended and returns its final record.
+func (c *Client) Wait(ctx context.Context, id string) (Build, error) {
+	var b Build
+	err := c.do(ctx, http.MethodGet, "/v1/builds/"+url.PathEscape(id)+"/wait", nil, &b)
+	return b, err
+}
+
+// Log copies a build's log to w from offset; with follow it goes on until
+// the build has ended (or ctx ends). It returns the offset reached.
+func (c *Client) Log(ctx context.Context, id string, offset int64, follow bool, w io.Writer) (int64, error) {
+	q := url.Values{}
+	if offset > 0 {
+		q.Set("offset", fmt.Sprint(offset))
+	}
+	if follow {
+		q.Set("follow", "1")
+	}
+	u := "http://thinroot/v1/builds/" + url.PathEscape(id) + "/log"
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return offset, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return offset, fmt.Errorf("thinroot daemon at %s: %w", c.Socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return offset, httpError(resp)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return offset + n, err
+}
+
+// GetJSON decodes the answer of a GET of path (under /v1/) into out.
+func (c *Client) GetJSON(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodGet, "/v1/"+path, nil, out)
 }

@@ -133,9 +133,12 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 	case errors.Is(context.Cause(ctx), errCancelled), errors.Is(context.Cause(ctx), errShutdown):
 		fail(StateCancelled, context.Cause(ctx))
 	case errors.Is(err, context.DeadlineExceeded):
+		// One status for a timeout, whatever the killed command's own
+		// (137 for SIGKILL) was: the record, the tree and the CLI say 11.
+		timedOut := ExitTimedOut
 		b.setState(e, StateTimedOut, func(r *Build) {
-			r.Error = fmt.Sprintf("timed out after %v", time.Duration(req.Timeout))
-			r.ExitCode = &code
+			r.Error = fmt.Sprintf("timed out after %v; its processes were killed (exit status %d)", time.Duration(req.Timeout), code)
+			r.ExitCode = &timedOut
 		})
 		logf("build timed out after %v", time.Duration(req.Timeout))
 	case err != nil:

@@ -44,7 +44,7 @@ func TestFUSEServerKilledWithShellInside(t *testing.T) {
 		out = sh.run("ls 2>&1; echo rc=$?")
 		r.Check(strings.Contains(out, "rc=") && !strings.Contains(out, "rc=0"), "ls in the dead tree: %q, want an error", out)
 		s = startServer(t, w, "mount", mnt)
-		out = sh.run("cd " + filepath.Join(snaps, lvm.PostInit) + " && ls && cat inside/info")
+		out = sh.run("cd " + filepath.Join(snaps, lvm.PostInit) + " && ls && cat inside/.info")
 		r.Check(strings.Contains(out, "inside") && strings.Contains(out, "state: mounted"),
 			"after cd back into the new tree the shell sees %q", out)
 		m := w.Restart()

@@ -61,7 +61,7 @@ func TestOutsidersChangeNothing(t *testing.T) {
 		{Op: "read", Path: filepath.Join(mnt, "pools", w.Pool, "stats")},
 		{Op: "read", Path: filepath.Join(mnt, "pools", w.Pool, "stats.json")},
 		{Op: "read", Path: filepath.Join(config, "state")}, {Op: "read", Path: filepath.Join(config, "current")},
-		{Op: "read", Path: filepath.Join(snaps, lvm.PostInit, ".info")}, {Op: "read", Path: filepath.Join(mine, "info")},
+		{Op: "read", Path: filepath.Join(snaps, lvm.PostInit, ".info")}, {Op: "read", Path: filepath.Join(mine, ".info")},
 	}
 	changes := []probe.Step{
 		{Op: "mkdir", Path: filepath.Join(snaps, lvm.PostInit, "theirs")},
@@ -71,7 +71,7 @@ func TestOutsidersChangeNothing(t *testing.T) {
 		{Op: "write", Path: filepath.Join(config, "current"), Data: lvm.PostInit + "\n"},
 		{Op: "create", Path: filepath.Join(snaps, "file")},
 		{Op: "create", Path: filepath.Join(mnt, "file")},
-		{Op: "unlink", Path: filepath.Join(mine, "info")},
+		{Op: "unlink", Path: filepath.Join(mine, ".info")},
 		{Op: "rename", Path: filepath.Join(snaps, lvm.PostInit, ".info"), Data: filepath.Join(snaps, lvm.PostInit, "x")},
 		{Op: "symlink", Path: filepath.Join(snaps, "link"), Data: "/etc"},
 		{Op: "chmod", Path: filepath.Join(mnt, "pools", w.Pool, "stats")},
@@ -258,7 +258,7 @@ func TestModes(t *testing.T) {
 		s.mnt: 0o555, filepath.Join(s.mnt, "README"): 0o444, filepath.Join(s.mnt, "pools", w.Pool, "stats"): 0o444,
 		config: 0o555, filepath.Join(config, "state"): 0o444, filepath.Join(config, "current"): 0o664,
 		snaps: 0o775, filepath.Join(snaps, lvm.PostInit): 0o775, filepath.Join(snaps, lvm.PostInit, ".info"): 0o444,
-		filepath.Join(snaps, lvm.PostInit, "mine"): 0o555, filepath.Join(snaps, lvm.PostInit, "mine", "info"): 0o444,
+		filepath.Join(snaps, lvm.PostInit, "mine"): 0o555, filepath.Join(snaps, lvm.PostInit, "mine", ".info"): 0o444,
 		filepath.Join(snaps, lvm.PostInit, "mine", "snapshot"): 0o664,
 	}
 	for p, mode := range want {

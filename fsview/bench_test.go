@@ -86,7 +86,7 @@ func BenchmarkLookupPath(b *testing.B) {
 	for _, s := range treeSizes {
 		b.Run(fmt.Sprintf("workdirs=%d", s.configs*s.perConfig), func(b *testing.B) {
 			t, st := benchTree(s.configs, s.perConfig)
-			path := fmt.Sprintf("pools/mockbuild/configs/fedora-%02d-x86_64/snapshots/postinit/w%03d/info", s.configs-1, s.perConfig-1)
+			path := fmt.Sprintf("pools/mockbuild/configs/fedora-%02d-x86_64/snapshots/postinit/w%03d/.info", s.configs-1, s.perConfig-1)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if resolve(t, st, path) == nil {
@@ -127,7 +127,7 @@ func BenchmarkLookupWorkdirLink(b *testing.B) {
 // from rendering it.
 func BenchmarkGetattrInfo(b *testing.B) {
 	t, st := benchTree(10, 20)
-	n := resolve(t, st, "pools/mockbuild/configs/fedora-05-x86_64/snapshots/postinit/w010/info")
+	n := resolve(t, st, "pools/mockbuild/configs/fedora-05-x86_64/snapshots/postinit/w010/.info")
 	if n == nil {
 		b.Fatal("not found")
 	}

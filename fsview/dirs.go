@@ -209,7 +209,7 @@ func (d *snapshotsDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	})
 }
 
-// snapshotDir is one snapshot: .info and a directory per workdir made
+// snapshotDir is one snapshot: .info, .info.json and a directory per workdir made
 // from it. mkdir makes a workdir, rmdir removes one.
 type snapshotDir struct {
 	dir
@@ -229,8 +229,9 @@ func (d *snapshotDir) list(st *lvm.State) ([]node, bool) {
 	if s == nil {
 		return nil, false
 	}
-	out := make([]node, 0, 1+len(s.Workdirs))
-	out = append(out, mk(d.t, &snapInfoFile{pool: d.pool, root: d.root, snap: d.snap}, d.path, ".info"))
+	out := make([]node, 0, 2+len(s.Workdirs))
+	out = append(out, mk(d.t, &snapInfoFile{pool: d.pool, root: d.root, snap: d.snap}, d.path, ".info"),
+		mk(d.t, &snapInfoFile{pool: d.pool, root: d.root, snap: d.snap, json: true}, d.path, ".info.json"))
 	for _, w := range s.Workdirs {
 		out = append(out, d.workdir(w.Ext))
 	}
@@ -277,7 +278,8 @@ func (d *snapshotDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	})
 }
 
-// workdirDir is one workdir: info, root -> its mounted root, snapshot.
+// workdirDir is one workdir: .info, .info.json, root -> its mounted
+// root, snapshot.
 type workdirDir struct {
 	dir
 	pool, root, snap, ext string
@@ -295,7 +297,8 @@ func (d *workdirDir) list(st *lvm.State) ([]node, bool) {
 		return nil, false
 	}
 	return []node{
-		mk(d.t, &workdirInfoFile{pool: d.pool, root: d.root, snap: d.snap, ext: d.ext}, d.path, "info"),
+		mk(d.t, &workdirInfoFile{pool: d.pool, root: d.root, snap: d.snap, ext: d.ext}, d.path, ".info"),
+		mk(d.t, &workdirInfoFile{pool: d.pool, root: d.root, snap: d.snap, ext: d.ext, json: true}, d.path, ".info.json"),
 		mk(d.t, &rootLink{pool: d.pool, root: d.root, snap: d.snap, ext: d.ext}, d.path, "root"),
 		mk(d.t, &snapshotFile{pool: d.pool, root: d.root, snap: d.snap, ext: d.ext}, d.path, "snapshot"),
 	}, true

@@ -167,10 +167,11 @@ func (f *statsFile) content(st *lvm.State) ([]byte, time.Time, bool) {
 	if p == nil {
 		return nil, time.Time{}, false
 	}
+	stats := PoolStats(p.Stats)
 	if f.json {
-		return p.Stats.JSON(), p.Stats.Updated, true
+		return stats.JSON(), stats.Updated, true
 	}
-	return []byte(p.Stats.Text()), p.Stats.Updated, true
+	return []byte(stats.Text()), stats.Updated, true
 }
 
 // stateFile is a config's init state.
@@ -218,10 +219,11 @@ func (f *currentFile) act(ctx context.Context, name string) syscall.Errno {
 	})
 }
 
-// snapInfoFile is a snapshot's .info.
+// snapInfoFile is a snapshot's .info or .info.json.
 type snapInfoFile struct {
 	file
 	pool, root, snap string
+	json             bool
 }
 
 func (*snapInfoFile) kind() string                       { return "snapshot-info" }
@@ -232,13 +234,18 @@ func (f *snapInfoFile) content(st *lvm.State) ([]byte, time.Time, bool) {
 	if s == nil {
 		return nil, time.Time{}, false
 	}
-	return renderSnapInfo(s), s.Created, true
+	info := NewSnapshotInfo(f.root, s)
+	if f.json {
+		return jsonFile(info), s.Created, true
+	}
+	return info.Text(), s.Created, true
 }
 
-// workdirInfoFile is a workdir's info.
+// workdirInfoFile is a workdir's .info or .info.json.
 type workdirInfoFile struct {
 	file
 	pool, root, snap, ext string
+	json                  bool
 }
 
 func (*workdirInfoFile) kind() string                       { return "workdir-info" }
@@ -249,7 +256,11 @@ func (f *workdirInfoFile) content(st *lvm.State) ([]byte, time.Time, bool) {
 	if w == nil {
 		return nil, time.Time{}, false
 	}
-	return renderWorkdirInfo(w), w.Created, true
+	info := NewWorkdirInfo(w)
+	if f.json {
+		return jsonFile(info), w.Created, true
+	}
+	return info.Text(), w.Created, true
 }
 
 // snapshotFile snapshots its workdir as the name written to it. It reads

@@ -46,7 +46,7 @@ func TestFreshness(t *testing.T) {
 	if _, err := os.Lstat(m.link("outside")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(m.snap("postinit"), "outside", "info")); err != nil {
+	if _, err := os.Stat(filepath.Join(m.snap("postinit"), "outside", ".info")); err != nil {
 		t.Fatal(err)
 	}
 	cli(t, f, "workdir", "remove", f.Root, "outside")
@@ -83,7 +83,7 @@ func TestInodesStable(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := []string{m.Mnt, m.pool(), filepath.Join(m.pool(), "stats"), m.config(), m.snap("postinit"), w,
-		filepath.Join(w, "info"), filepath.Join(w, "root"), m.link("w")}
+		filepath.Join(w, ".info"), filepath.Join(w, "root"), m.link("w")}
 	inos := func() map[string]uint64 {
 		out := map[string]uint64{}
 		for _, p := range paths {

@@ -26,7 +26,7 @@ func TestPermissions(t *testing.T) {
 		{Op: "read", Path: filepath.Join(m.pool(), "stats")},
 		{Op: "read", Path: filepath.Join(m.pool(), "stats.json")},
 		{Op: "read", Path: filepath.Join(m.config(), "current")},
-		{Op: "read", Path: filepath.Join(w, "info")},
+		{Op: "read", Path: filepath.Join(w, ".info")},
 		{Op: "mkdir", Path: filepath.Join(m.snap("postinit"), "theirs")},
 		{Op: "write", Path: filepath.Join(w, "snapshot"), Data: "theirs\n"},
 		{Op: "write", Path: filepath.Join(m.config(), "current"), Data: "postinit\n"},
@@ -59,7 +59,7 @@ func TestPermissions(t *testing.T) {
 	if got := m.names(m.snaps()); !reflect.DeepEqual(got, []string{"postinit"}) {
 		t.Fatalf("after the member's steps: snapshots %v", got)
 	}
-	if got := m.names(m.snap("postinit")); !reflect.DeepEqual(got, []string{".info", "theirs"}) {
+	if got := m.names(m.snap("postinit")); !reflect.DeepEqual(got, []string{".info", ".info.json", "theirs"}) {
 		t.Fatalf("after the member's steps: postinit has %v", got)
 	}
 }

@@ -139,8 +139,8 @@ func TestRaces(t *testing.T) {
 			t.Errorf("mkdir p%02d: %v", i, err)
 		}
 	}
-	if got := len(m.names(m.snap("postinit"))); got != 1+1+16 {
-		t.Fatalf("postinit lists %d entries, want .info and 17 workdirs", got)
+	if got := len(m.names(m.snap("postinit"))); got != 2+1+16 {
+		t.Fatalf("postinit lists %d entries, want .info, .info.json and 17 workdirs", got)
 	}
 	// And remove them all in parallel.
 	for i := range errs {

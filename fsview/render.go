@@ -49,40 +49,6 @@ func renderState(cs *lvm.ConfigState, lastErr string) []byte {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-func renderSnapInfo(s *lvm.SnapshotState) []byte {
-	var b strings.Builder
-	kv(&b, "name", s.Name)
-	kv(&b, "volume", s.LV)
-	kv(&b, "origin", orDash(s.Origin))
-	kv(&b, "created", fmtTime(s.Created))
-	kv(&b, "virtual_size_bytes", s.VirtualSize)
-	kv(&b, "used_bytes", s.UsedBytes)
-	exts := make([]string, len(s.Workdirs))
-	for i, w := range s.Workdirs {
-		exts[i] = w.Ext
-	}
-	kv(&b, "workdirs", orDash(strings.Join(exts, " ")))
-	return []byte(b.String())
-}
-
-func renderWorkdirInfo(w *lvm.WorkdirState) []byte {
-	var b strings.Builder
-	state := "unmounted"
-	if w.Mounted {
-		state = "mounted"
-	}
-	kv(&b, "state", state)
-	kv(&b, "held_by", orDash(w.Busy))
-	kv(&b, "snapshot", orDash(w.Snapshot))
-	kv(&b, "volume", w.LV)
-	kv(&b, "created", fmtTime(w.Created))
-	kv(&b, "mountpoint", w.Mountpoint)
-	kv(&b, "device", orDash(w.Device))
-	kv(&b, "virtual_size_bytes", w.VirtualSize)
-	kv(&b, "used_bytes", w.UsedBytes)
-	return []byte(b.String())
-}
-
 const readme = `thinroot: thin-provisioned buildroots, the mock LVM way
 
   README                                  this guide
@@ -91,8 +57,9 @@ const readme = `thinroot: thin-provisioned buildroots, the mock LVM way
       current                             the default snapshot; echo NAME > current to switch
       state                               uninitialized | initializing (...) | ready | failed: reason
       snapshots/<snap>/.info              a snapshot: origin, created, sizes, workdirs
+      snapshots/<snap>/.info.json         the same as one JSON object
       snapshots/<snap>/<ext>/             a workdir cloned from <snap>
-          info                            state, snapshot, created, mountpoint, device, usage
+          .info, .info.json               state, snapshot, created, mountpoint, device, usage
           root -> /var/lib/mock/...       its mounted root (the real path)
           snapshot                        echo NAME > snapshot: snapshot this workdir as NAME
   configs/<config> -> ../pools/<pool>/configs/<config>

@@ -39,7 +39,7 @@ func TestUserStory(t *testing.T) {
 	if got := m.names(m.config()); !reflect.DeepEqual(got, []string{"current", "snapshots", "state"}) {
 		t.Fatalf("config lists %v", got)
 	}
-	if got := m.names(m.snap("postinit")); !reflect.DeepEqual(got, []string{".info"}) {
+	if got := m.names(m.snap("postinit")); !reflect.DeepEqual(got, []string{".info", ".info.json"}) {
 		t.Fatalf("postinit lists %v", got)
 	}
 	if got := m.names(filepath.Join(m.Mnt, "builds")); len(got) != 0 {
@@ -77,13 +77,20 @@ func TestUserStory(t *testing.T) {
 	if size, _ := strconv.ParseInt(text["size_bytes"], 10, 64); size <= 0 || js["size_bytes"].(float64) != float64(size) {
 		t.Fatalf("size_bytes %q in stats, %v in stats.json", text["size_bytes"], js["size_bytes"])
 	}
+	// One time format in the whole tree: RFC 3339, to the second.
+	if u := text["updated"]; strings.Contains(u, ".") || js["updated"] != u {
+		t.Fatalf("updated %q in stats, %v in stats.json: want RFC 3339 to the second in both", u, js["updated"])
+	} else if _, err := time.Parse(time.RFC3339, u); err != nil {
+		t.Fatalf("updated: %v", err)
+	}
 	if got := m.read(filepath.Join(m.config(), "state")); got != "ready\n" {
 		t.Fatalf("state %q", got)
 	}
 	if got := m.read(filepath.Join(m.config(), "current")); got != "postinit\n" {
 		t.Fatalf("current %q", got)
 	}
-	if info := keyValues(t, m.read(filepath.Join(m.snap("postinit"), ".info"))); info["name"] != "postinit" || info["workdirs"] != "-" {
+	if info := keyValues(t, m.read(filepath.Join(m.snap("postinit"), ".info"))); info["name"] != "postinit" || info["workdirs"] != "-" ||
+		info["origin"] != "bootstrap" {
 		t.Fatalf(".info of postinit: %v", info)
 	}
 
@@ -98,12 +105,17 @@ func TestUserStory(t *testing.T) {
 			t.Fatalf("%s -> %q (%v), want %s", l, tg, err, real1)
 		}
 	}
-	if got := m.names(w1); !reflect.DeepEqual(got, []string{"info", "root", "snapshot"}) {
+	if got := m.names(w1); !reflect.DeepEqual(got, []string{".info", ".info.json", "root", "snapshot"}) {
 		t.Fatalf("workdir lists %v", got)
 	}
-	info := keyValues(t, m.read(filepath.Join(w1, "info")))
+	info := keyValues(t, m.read(filepath.Join(w1, ".info")))
 	if info["state"] != "mounted" || info["snapshot"] != "postinit" || info["mountpoint"] != real1 || info["device"] == "-" {
 		t.Fatalf("info: %v", info)
+	}
+	var wj map[string]any
+	if err := json.Unmarshal([]byte(m.read(filepath.Join(w1, ".info.json"))), &wj); err != nil || wj["state"] != "mounted" ||
+		wj["created"] != info["created"] || wj["ext"] != "w1" || wj["mountpoint"] != real1 {
+		t.Fatalf(".info.json %v (%v), .info %v", wj, err, info)
 	}
 
 	// chroot through workdirs/, run the root's busybox, write a file
@@ -119,7 +131,7 @@ func TestUserStory(t *testing.T) {
 	if got := m.names(m.snaps()); !reflect.DeepEqual(got, []string{"postinit", "s1"}) {
 		t.Fatalf("snapshots %v", got)
 	}
-	if info := keyValues(t, m.read(filepath.Join(m.snap("s1"), ".info"))); info["origin"] != lvm.WorkdirLV(f.Root, "w1") {
+	if info := keyValues(t, m.read(filepath.Join(m.snap("s1"), ".info"))); info["origin"] != "workdir w1" || info["origin_volume"] != lvm.WorkdirLV(f.Root, "w1") {
 		t.Fatalf(".info of s1: %v", info)
 	}
 

@@ -2,6 +2,7 @@ package fsview
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -106,13 +107,16 @@ func TestTreeShape(t *testing.T) {
 	want := []string{"", "README", "builds", "configs", "configs/f41", "pools", "pools/mockbuild",
 		"pools/mockbuild/configs",
 		"pools/mockbuild/configs/f41", "pools/mockbuild/configs/f41/current", "pools/mockbuild/configs/f41/snapshots",
-		"pools/mockbuild/configs/f41/snapshots/postinit", "pools/mockbuild/configs/f41/snapshots/postinit/.info",
-		"pools/mockbuild/configs/f41/snapshots/postinit/a", "pools/mockbuild/configs/f41/snapshots/postinit/a/info",
+		"pools/mockbuild/configs/f41/snapshots/postinit", "pools/mockbuild/configs/f41/snapshots/postinit/.info", "pools/mockbuild/configs/f41/snapshots/postinit/.info.json",
+		"pools/mockbuild/configs/f41/snapshots/postinit/a", "pools/mockbuild/configs/f41/snapshots/postinit/a/.info",
+		"pools/mockbuild/configs/f41/snapshots/postinit/a/.info.json",
 		"pools/mockbuild/configs/f41/snapshots/postinit/a/root", "pools/mockbuild/configs/f41/snapshots/postinit/a/snapshot",
-		"pools/mockbuild/configs/f41/snapshots/postinit/b", "pools/mockbuild/configs/f41/snapshots/postinit/b/info",
+		"pools/mockbuild/configs/f41/snapshots/postinit/b", "pools/mockbuild/configs/f41/snapshots/postinit/b/.info",
+		"pools/mockbuild/configs/f41/snapshots/postinit/b/.info.json",
 		"pools/mockbuild/configs/f41/snapshots/postinit/b/root", "pools/mockbuild/configs/f41/snapshots/postinit/b/snapshot",
-		"pools/mockbuild/configs/f41/snapshots/s1", "pools/mockbuild/configs/f41/snapshots/s1/.info",
-		"pools/mockbuild/configs/f41/snapshots/s1/c", "pools/mockbuild/configs/f41/snapshots/s1/c/info",
+		"pools/mockbuild/configs/f41/snapshots/s1", "pools/mockbuild/configs/f41/snapshots/s1/.info", "pools/mockbuild/configs/f41/snapshots/s1/.info.json",
+		"pools/mockbuild/configs/f41/snapshots/s1/c", "pools/mockbuild/configs/f41/snapshots/s1/c/.info",
+		"pools/mockbuild/configs/f41/snapshots/s1/c/.info.json",
 		"pools/mockbuild/configs/f41/snapshots/s1/c/root", "pools/mockbuild/configs/f41/snapshots/s1/c/snapshot",
 		"pools/mockbuild/configs/f41/state",
 		"pools/mockbuild/configs/rhel+epel-9.5", "pools/mockbuild/configs/rhel+epel-9.5/current",
@@ -131,8 +135,14 @@ func TestTreeShape(t *testing.T) {
 	if got := v["pools/mockbuild/configs/rhel+epel-9.5/state"].content; got != "initializing (since 2026-01-02T03:04:05Z, pid 7)\n" {
 		t.Fatalf("state %q", got)
 	}
-	if got := v["pools/mockbuild/configs/f41/snapshots/s1/.info"].content; !strings.Contains(got, "origin: +mock.f41.a\n") || !strings.Contains(got, "workdirs: c\n") {
+	if got := v["pools/mockbuild/configs/f41/snapshots/s1/.info"].content; !strings.Contains(got, "origin: workdir a\n") ||
+		!strings.Contains(got, "origin_volume: +mock.f41.a\n") || !strings.Contains(got, "workdirs: c\n") {
 		t.Fatalf(".info:\n%s", got)
+	}
+	var js SnapshotInfo
+	if err := json.Unmarshal([]byte(v["pools/mockbuild/configs/f41/snapshots/s1/.info.json"].content), &js); err != nil ||
+		js.Origin != "workdir a" || !reflect.DeepEqual(js.Workdirs, []string{"c"}) {
+		t.Fatalf(".info.json: %+v %v", js, err)
 	}
 }
 
@@ -235,11 +245,31 @@ func TestErrno(t *testing.T) {
 func TestRenderWorkdirInfo(t *testing.T) {
 	w := sampleState().Pools[0].Configs[0].Workdirs[0]
 	w.Busy = "build 12"
-	got := string(renderWorkdirInfo(&w))
-	want := "state: mounted\nheld_by: build 12\nsnapshot: postinit\nvolume: +mock.f41.a\ncreated: 2026-01-02T03:04:05Z\n" +
+	w.Created = w.Created.Add(123456789) // nanoseconds never show
+	info := NewWorkdirInfo(&w)
+	got := string(info.Text())
+	want := "config: f41\next: a\nstate: mounted\nheld_by: build 12\nsnapshot: postinit\nvolume: +mock.f41.a\ncreated: 2026-01-02T03:04:05Z\n" +
 		"mountpoint: /var/lib/mock/f41-a/root\ndevice: /dev/loop1\nvirtual_size_bytes: 0\nused_bytes: 0\n"
 	if got != want {
 		t.Fatalf("info:\n%s\nwant:\n%s", got, want)
+	}
+	// The JSON file has the same keys, in the same order, and the same values.
+	var obj map[string]any
+	if err := json.Unmarshal(jsonFile(info), &obj); err != nil {
+		t.Fatal(err)
+	}
+	text := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(got), "\n") {
+		k, v, _ := strings.Cut(l, ": ")
+		text[k] = v
+	}
+	for k, v := range obj {
+		if fmt.Sprint(v) != text[k] && !(k == "virtual_size_bytes" || k == "used_bytes") {
+			t.Errorf("%s: json %v, text %q", k, v, text[k])
+		}
+	}
+	if len(obj) != len(text) {
+		t.Errorf("json keys %v, text keys %v", obj, text)
 	}
 	cs := lvm.ConfigState{State: lvm.StateFailed, StateDetail: "init x: mkfs:\nboom"}
 	if got := string(renderState(&cs, "t op: it broke")); got != "failed: init x: mkfs: boom\nlast_error: t op: it broke\n" {

@@ -40,9 +40,10 @@ func TestTemplateBudget(t *testing.T) {
 func TestFileBudget(t *testing.T) {
 	dir := t.TempDir()
 	l := &Loader{ConfigDir: dir, Home: t.TempDir()}
-	savedTime := maxFileTime
-	maxFileTime = 2 * time.Second
-	t.Cleanup(func() { maxFileTime = savedTime })
+	savedTime, savedSteps := maxFileTime, maxSteps
+	// The time bound is what is under test here, not the step bound.
+	maxFileTime, maxSteps = 2*time.Second, 1<<62
+	t.Cleanup(func() { maxFileTime, maxSteps = savedTime, savedSteps })
 	for name, c := range map[string]struct{ text, want string }{
 		"memory": {"config_opts['root'] = 'x'\nconfig_opts['big'] = ['a' * 100000000 for i in range(200)]\n", "more than 512 MiB of memory"},
 		"time":   {"config_opts['root'] = 'x'\nx = 0\nfor i in range(100000000):\n  x = [x] + [i]\n", "ran for more than 2s"},

@@ -5,69 +5,28 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/thinroot/thinroot/internal/size"
+	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvm2"
-	"github.com/thinroot/thinroot/mockcfg"
 )
-
-// globals are flags every command takes.
-type globals struct {
-	configDir string
-	stateDir  string
-	basedir   string
-	logLevel  string
-	logFormat string
-	warn      float64
-	refuse    float64
-}
-
-func newGlobals() *globals {
-	return &globals{
-		configDir: envOr("THINROOT_CONFIG_DIR", mockcfg.DefaultConfigDir),
-		stateDir:  envOr("THINROOT_STATE_DIR", lvm.DefaultStateDir),
-		basedir:   envOr("THINROOT_BASEDIR", ""),
-		logLevel:  envOr("THINROOT_LOG_LEVEL", "info"),
-		logFormat: "text",
-		warn:      lvm.DefaultWarnPercent,
-		refuse:    lvm.DefaultRefusePercent,
-	}
-}
-
-// register adds the global flags to fs with the current values as their
-// defaults, so flags given before the verb survive the verb's own parse.
-func (g *globals) register(fs *pflag.FlagSet) {
-	configDirFlag(fs, g)
-	fs.StringVar(&g.stateDir, "state-dir", g.stateDir, "thinroot's state directory (file pools, locks, build records) [$THINROOT_STATE_DIR]")
-	fs.StringVar(&g.basedir, "basedir", g.basedir, "mock's basedir, overriding the config's (mount points, snapinfo and lock files) [$THINROOT_BASEDIR]")
-	fs.StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn, error [$THINROOT_LOG_LEVEL]")
-	fs.StringVar(&g.logFormat, "log-format", g.logFormat, "log format: text or json")
-	fs.Float64Var(&g.warn, "warn-percent", g.warn, "pool usage that draws a warning (new pools)")
-	fs.Float64Var(&g.refuse, "refuse-percent", g.refuse, "pool usage above which new volumes are refused (new pools)")
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
 
 // app is what a running command works with.
 type app struct {
-	g      *globals
-	stdout io.Writer
-	stderr io.Writer
-	flags  *pflag.FlagSet
-	log    *slog.Logger
-	mgr    *lvm.Manager
+	cmd     *command
+	g       *globals
+	stdout  io.Writer
+	stderr  io.Writer
+	flags   *pflag.FlagSet
+	tail    []string // the arguments after "--", for a command with a tail
+	signals *signals
+	log     *slog.Logger
+	mgr     *lvm.Manager
 }
 
 func (a *app) close() {}
@@ -76,8 +35,17 @@ func (a *app) logger() *slog.Logger {
 	if a.log != nil {
 		return a.log
 	}
+	// Long-running commands log their work; the others print their
+	// results and phases, and log only what goes wrong.
+	name := a.g.logLevel
+	if name == "" {
+		name = "warn"
+		if a.cmd != nil && (a.cmd.name == "serve" || a.cmd.name == "mount") {
+			name = "info"
+		}
+	}
 	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(a.g.logLevel)); err != nil {
+	if err := lvl.UnmarshalText([]byte(name)); err != nil {
 		lvl = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
@@ -88,6 +56,9 @@ func (a *app) logger() *slog.Logger {
 	}
 	return a.log
 }
+
+// jsonOut tells whether --json was given.
+func (a *app) jsonOut() bool { return a.flags != nil && getBool(a.flags, "json") }
 
 // manager builds the Manager with every backend this host can offer,
 // finishes interrupted operations and loads the picture.
@@ -105,6 +76,22 @@ func (a *app) managerFor(ctx context.Context, configs []lvm.Config, strict bool)
 	if a.mgr != nil {
 		return a.mgr, nil
 	}
+	m, err := a.newManager(configs, strict)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Recover(ctx); err != nil {
+		a.logger().Warn("recovering interrupted operations", "err", err)
+	}
+	if _, err := m.Refresh(ctx); err != nil {
+		a.logger().Warn("scan", "err", err)
+	}
+	a.mgr = m
+	return m, nil
+}
+
+// newManager makes the Manager without recovering or scanning.
+func (a *app) newManager(configs []lvm.Config, strict bool) (*lvm.Manager, error) {
 	backends := map[string]lvm.Backend{
 		file.Kind: file.New(a.g.stateDir, a.logger()),
 	}
@@ -115,8 +102,10 @@ func (a *app) managerFor(ctx context.Context, configs []lvm.Config, strict bool)
 			vgs[c.VolumeGroup] = true
 		}
 	}
-	if f := a.flags.Lookup("volume-group"); f != nil && f.Value.String() != "" {
-		vgs[f.Value.String()] = true
+	if a.flags != nil {
+		if vg := getString(a.flags, "volume-group"); vg != "" {
+			vgs[vg] = true
+		}
 	}
 	for vg := range vgs {
 		be, err := lvm2.New(vg, lvm2.Options{Log: a.logger()})
@@ -125,12 +114,16 @@ func (a *app) managerFor(ctx context.Context, configs []lvm.Config, strict bool)
 		}
 		backends["lvm2:"+vg] = be
 	}
+	warn, refuse := float64(lvm.DefaultWarnPercent), float64(lvm.DefaultRefusePercent)
+	if a.flags != nil && a.flags.Lookup("warn-percent") != nil {
+		warn, refuse = getPercent(a.flags, "warn-percent"), getPercent(a.flags, "refuse-percent")
+	}
 	m, err := lvm.NewManager(lvm.Options{
 		StateDir:      a.g.stateDir,
 		Backends:      backends,
 		Basedir:       a.g.basedir,
-		WarnPercent:   a.g.warn,
-		RefusePercent: a.g.refuse,
+		WarnPercent:   warn,
+		RefusePercent: refuse,
 		Log:           a.logger(),
 	})
 	if err != nil {
@@ -144,97 +137,26 @@ func (a *app) managerFor(ctx context.Context, configs []lvm.Config, strict bool)
 			a.logger().Warn("skipping a config", "config", c.Root, "err", err)
 		}
 	}
-	if err := m.Recover(ctx); err != nil {
-		a.logger().Warn("recovering interrupted operations", "err", err)
-	}
-	if _, err := m.Refresh(ctx); err != nil {
-		a.logger().Warn("scan", "err", err)
-	}
-	a.mgr = m
 	return m, nil
 }
 
-// configFlags define a config on the command line (until a config file
-// names it): thinroot's equivalent of mock's config_opts for one root.
-func configFlags(fs *pflag.FlagSet) {
-	fs.String("backend", file.Kind, "backend of an ad hoc config: file or lvm2")
-	fs.String("volume-group", "", "volume group of an lvm2 pool (lvm_root_opts.volume_group)")
-	fs.String("pool", lvm.DefaultPool, "thin pool name (lvm_root_opts.pool_name)")
-	fs.String("size", "8G", "virtual size of the config's volumes, and of a new pool (lvm_root_opts.size)")
-	fs.String("pool-size", "", "size of a new pool image, when different from --size")
-	fs.String("pool-dir", "", "use this directory (XFS with reflink, or btrfs) as the file pool")
-	fs.String("filesystem", lvm.DefaultFilesystem, "filesystem of the volumes (lvm_root_opts.filesystem)")
-	fs.String("mkfs-command", "", "mkfs command (default mkfs.FILESYSTEM)")
-	fs.StringArray("mkfs-arg", nil, "argument for mkfs, repeatable (lvm_root_opts.mkfs_args)")
-	fs.String("mount-options", "", "mount options of workdirs (lvm_root_opts.mount_options)")
-	fs.Bool("no-check-size", false, "only warn above the refuse threshold (check_size = False)")
-	fs.String("uniqueext", "", "the config's unique-ext (default head)")
-	fs.StringArray("bootstrap", nil, "bootstrap argv word, repeatable (or give the argv after --)")
+// client is the daemon's API client; its errors say how to reach the
+// daemon when it does not answer.
+func (a *app) client() *daemonClient {
+	sock := getString(a.flags, "socket")
+	return &daemonClient{Client: builder.NewClient(sock), sock: sock}
 }
 
-// configFromFlags builds a config for root from the command's flags.
-func (a *app) configFromFlags(root string, bootstrap []string) (lvm.Config, error) {
-	fs := a.flags
-	get := func(n string) string {
-		if fs.Lookup(n) == nil {
-			return ""
-		}
-		v, _ := fs.GetString(n)
-		return v
-	}
-	backend := get("backend")
-	if backend == "" {
-		backend = file.Kind
-	}
-	c := lvm.Config{Root: root, Backend: backend, VolumeGroup: get("volume-group"), Pool: get("pool"), Filesystem: get("filesystem"),
-		MkfsCommand: get("mkfs-command"), MountOptions: get("mount-options"), PoolDirectory: get("pool-dir"),
-		UniqueExt: get("uniqueext"), Basedir: a.g.basedir, CheckSize: true}
-	if c.Basedir == "" {
-		c.Basedir = lvm.DefaultBasedir
-	}
-	if fs.Lookup("mkfs-arg") != nil {
-		c.MkfsArgs, _ = fs.GetStringArray("mkfs-arg")
-	}
-	if fs.Lookup("no-check-size") != nil {
-		no, _ := fs.GetBool("no-check-size")
-		c.CheckSize = !no
-	}
-	var err error
-	if s := get("size"); s != "" {
-		if c.Size, err = size.Parse(s); err != nil {
-			return c, err
-		}
-	}
-	if s := get("pool-size"); s != "" {
-		if c.PoolSize, err = size.Parse(s); err != nil {
-			return c, err
-		}
-	}
-	c.Bootstrap = bootstrap
-	if fs.Lookup("bootstrap") != nil {
-		if b, _ := fs.GetStringArray("bootstrap"); len(b) > 0 {
-			c.Bootstrap = b
-		}
-	}
-	if err := c.Normalize(); err != nil {
-		return c, err
-	}
-	return c, nil
+type daemonClient struct {
+	*builder.Client
+	sock string
 }
 
-// configManager resolves the CONFIG argument and returns the Manager with
-// that config registered.
-func (a *app) configManager(ctx context.Context, name string, bootstrap []string) (*lvm.Manager, *lvm.Config, error) {
-	lc, err := a.resolveConfig(name, bootstrap)
-	if err != nil {
-		return nil, nil, err
+func (c *daemonClient) wrap(err error) error {
+	if err == nil {
+		return nil
 	}
-	m, err := a.manager(ctx, lc.vol)
-	if err != nil {
-		return nil, nil, err
-	}
-	rc, err := m.Config(lc.vol.Root)
-	return m, rc, err
+	return daemonErr(c.sock, err)
 }
 
 func fmtTime(t time.Time) string {
@@ -242,13 +164,6 @@ func fmtTime(t time.Time) string {
 		return "-"
 	}
 	return t.Local().Format("2006-01-02 15:04:05")
-}
-
-func oneArg(args []string, what string) (string, error) {
-	if len(args) != 1 {
-		return "", usageErr("want exactly one %s, got %d arguments", what, len(args))
-	}
-	return args[0], nil
 }
 
 func printf(w io.Writer, format string, args ...any) { fmt.Fprintf(w, format, args...) }

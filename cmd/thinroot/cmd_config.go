@@ -2,40 +2,43 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/pflag"
+
+	"github.com/thinroot/thinroot/internal/size"
 )
 
-func init() {
-	register(&command{
-		name: "config list", summary: "list the config files in the config dir",
-		flags: func(fs *pflag.FlagSet) { fs.Bool("json", false, "print a JSON array") },
-		run:   runConfigList,
-	})
-	register(&command{
-		name: "config show", args: "CONFIG", summary: "print a config fully rendered, as mock computes it",
-		flags: func(fs *pflag.FlagSet) {
-			fs.Bool("json", false, "print the whole config as one JSON object (the default prints what thinroot uses)")
-		},
-		run: runConfigShow,
-	})
+var cmdConfigList = &command{
+	name: "config list", group: "config",
+	summary: "list the config files in the config dir",
+	uses:    useJSON,
+	run:     runConfigList,
+}
+
+var cmdConfigShow = &command{
+	name: "config show", group: "config", args: []arg{argCfg},
+	summary: "print what thinroot takes from a config",
+	help: "--json prints instead the whole config as mock computes it, with mock's own keys (every key, rendered); " +
+		"--resolved --json prints what the text form shows, as JSON.",
+	uses: useConfig | useJSON,
+	flags: func(fs *pflag.FlagSet) {
+		fs.Bool("resolved", false, "with --json: print what thinroot uses (the text form's fields), not mock's keys")
+	},
+	run: runConfigShow,
 }
 
 func runConfigList(ctx context.Context, a *app, args []string) error {
-	if len(args) != 0 {
-		return usageErr("config list takes no arguments")
-	}
 	names, err := a.loader().List()
 	if err != nil {
-		return err
+		return &cliError{code: exitConfig, err: err, msg: oneLine(err.Error()),
+			hint: "point --config-dir (or THINROOT_CONFIG_DIR) at mock's config directory"}
 	}
-	if j, _ := a.flags.GetBool("json"); j {
+	if a.jsonOut() {
 		if names == nil {
 			names = []string{}
 		}
-		return json.NewEncoder(a.stdout).Encode(names)
+		return writeJSON(a.stdout, names)
 	}
 	for _, n := range names {
 		fmt.Fprintln(a.stdout, n)
@@ -43,16 +46,42 @@ func runConfigList(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
+// resolvedConfig is what thinroot takes from a config, as config show
+// prints it.
+type resolvedConfig struct {
+	File          string   `json:"file"`
+	Root          string   `json:"root"`
+	Backend       string   `json:"backend"`
+	Pool          string   `json:"pool"`
+	VolumeGroup   string   `json:"volume_group,omitempty"`
+	SizeBytes     int64    `json:"size_bytes"`
+	PoolSizeBytes int64    `json:"pool_size_bytes,omitempty"`
+	PoolDir       string   `json:"pool_dir,omitempty"`
+	Filesystem    string   `json:"filesystem"`
+	MkfsCommand   string   `json:"mkfs_command"`
+	MkfsArgs      []string `json:"mkfs_args"`
+	MountOptions  string   `json:"mount_options,omitempty"`
+	CheckSize     bool     `json:"check_size"`
+	Basedir       string   `json:"basedir"`
+	UniqueExt     string   `json:"uniqueext"`
+	Bootstrap     []string `json:"bootstrap"`
+	BootstrapDir  string   `json:"bootstrap_dir,omitempty"`
+	Build         []string `json:"build"`
+	Network       bool     `json:"network"`
+}
+
 func runConfigShow(ctx context.Context, a *app, args []string) error {
-	name, err := oneArg(args, "CONFIG")
-	if err != nil {
-		return err
-	}
-	cfg, err := a.loader().Load(name)
-	if err != nil {
-		return err
-	}
-	if j, _ := a.flags.GetBool("json"); j {
+	name := args[0]
+	resolved := getBool(a.flags, "resolved")
+	if a.jsonOut() && !resolved {
+		// Exactly mock's view of the config: tools compare it with mock's.
+		cfg, err := a.loader().Load(name)
+		if err != nil {
+			if _, ok := a.hasFile(name); !ok {
+				return a.noConfig(name, a.loader().Path(name))
+			}
+			return &cliError{code: exitConfig, err: err, msg: "config " + oneLine(err.Error()), hint: "fix the file"}
+		}
 		data, err := cfg.JSON()
 		if err != nil {
 			return err
@@ -65,24 +94,45 @@ func runConfigShow(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	v, b := lc.vol, lc.build
-	kv := func(k string, val any) { fmt.Fprintf(a.stdout, "%-18s %v\n", k+":", val) }
-	kv("file", lc.file)
-	kv("root", v.Root)
-	kv("backend", v.Backend)
-	kv("pool", v.Pool)
-	if v.VolumeGroup != "" {
-		kv("volume_group", v.VolumeGroup)
+	rc := resolvedConfig{File: lc.file, Root: v.Root, Backend: v.Backend, Pool: v.Pool, VolumeGroup: v.VolumeGroup,
+		SizeBytes: v.Size, PoolSizeBytes: v.PoolSize, PoolDir: v.PoolDirectory, Filesystem: v.Filesystem,
+		MkfsCommand: v.MkfsCommand, MkfsArgs: nonNil(v.MkfsArgs), MountOptions: v.MountOptions, CheckSize: v.CheckSize,
+		Basedir: v.Basedir, UniqueExt: v.UniqueExt, Bootstrap: nonNil(v.Bootstrap), BootstrapDir: v.BootstrapDir,
+		Build: nonNil(b.Build), Network: b.Network}
+	if a.jsonOut() {
+		return writeJSON(a.stdout, rc)
 	}
-	kv("size", v.Size)
-	kv("filesystem", v.Filesystem)
-	kv("mkfs", joinArgs(append([]string{v.MkfsCommand}, v.MkfsArgs...)))
-	kv("mount_options", v.MountOptions)
-	kv("check_size", v.CheckSize)
-	kv("basedir", v.Basedir)
-	kv("unique_ext", v.UniqueExt)
-	kv("bootstrap", fmt.Sprintf("%q", v.Bootstrap))
-	kv("bootstrap_dir", v.BootstrapDir)
-	kv("build", fmt.Sprintf("%q", b.Build))
-	kv("network", b.Network)
+	kv := func(k string, val any) { fmt.Fprintf(a.stdout, "%-15s %v\n", k+":", val) }
+	kv("file", rc.File)
+	kv("root", rc.Root)
+	kv("backend", rc.Backend)
+	kv("pool", rc.Pool)
+	if rc.VolumeGroup != "" {
+		kv("volume_group", rc.VolumeGroup)
+	}
+	kv("size", size.Format(rc.SizeBytes))
+	if rc.PoolSizeBytes != 0 {
+		kv("pool_size", size.Format(rc.PoolSizeBytes))
+	}
+	if rc.PoolDir != "" {
+		kv("pool_dir", rc.PoolDir)
+	}
+	kv("filesystem", rc.Filesystem)
+	kv("mkfs", joinArgs(append([]string{rc.MkfsCommand}, rc.MkfsArgs...)))
+	kv("mount_options", dash(rc.MountOptions))
+	kv("check_size", rc.CheckSize)
+	kv("basedir", rc.Basedir)
+	kv("uniqueext", rc.UniqueExt)
+	kv("bootstrap", fmt.Sprintf("%q", rc.Bootstrap))
+	kv("bootstrap_dir", dash(rc.BootstrapDir))
+	kv("build", fmt.Sprintf("%q", rc.Build))
+	kv("network", rc.Network)
 	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -24,24 +24,21 @@ import (
 	"github.com/thinroot/thinroot/lvm"
 )
 
-func init() {
-	register(&command{
-		name: "mount", args: "MOUNTPOINT",
-		summary: "show pools, configs, snapshots and workdirs as a tree at MOUNTPOINT (foreground; man thinroot-tree(5))",
-		flags: func(fs *pflag.FlagSet) {
-			configFlags(fs)
-			treeFlags(fs)
-		},
-		run: runMount,
-	})
+var cmdMount = &command{
+	name: "mount", group: "daemon", args: []arg{{name: "MOUNTPOINT", kind: argDir}},
+	summary: "show pools, configs, snapshots and workdirs as a tree at MOUNTPOINT",
+	help: "Serves the tree (man thinroot-tree(5)) in the foreground until SIGINT or SIGTERM, then unmounts it " +
+		"(lazily while users are inside). Every config in the config dir is shown, or those given with -r. " +
+		"A stale mount left by a killed server is detached first.",
+	uses: useTree | useConfigs | useAdHoc,
+	run:  runMount,
 }
 
 // treeFlags are the flags of every command that mounts the tree.
 func treeFlags(fs *pflag.FlagSet) {
-	fs.StringArray("config", nil, "serve only config NAME (repeatable; default: every config in the config dir); configs with volumes show anyway")
 	fs.Bool("allow-other", false, "let other users than the mounting one into the tree (a normal user needs user_allow_other in /etc/fuse.conf)")
 	fs.String("group", "", "group owning the tree with root, whose members may mkdir, rmdir and write actions (default: mock if it exists, else root)")
-	fs.Duration("refresh", fsview.DefaultRefresh, "how often the pools are rescanned; outside changes show within two intervals")
+	fs.Var(&durationValue{v: fsview.DefaultRefresh}, "refresh", "how often the pools are rescanned (above zero); outside changes show within two intervals")
 	fs.Bool("debug-fuse", false, "log every FUSE request")
 }
 
@@ -72,14 +69,10 @@ func (a *app) treeSetup(mp string) (treeSetup, error) {
 		return ts, err
 	}
 	fl := a.flags
-	ts.allowOther, _ = fl.GetBool("allow-other")
-	ts.refresh, _ = fl.GetDuration("refresh")
-	ts.debug, _ = fl.GetBool("debug-fuse")
-	groupName, _ := fl.GetString("group")
-	if ts.refresh <= 0 {
-		return ts, usageErr("--refresh must be positive")
-	}
-	ts.gid, ts.group, err = treeGroup(groupName)
+	ts.allowOther = getBool(fl, "allow-other")
+	ts.refresh = getDuration(fl, "refresh")
+	ts.debug = getBool(fl, "debug-fuse")
+	ts.gid, ts.group, err = treeGroup(getString(fl, "group"))
 	return ts, err
 }
 
@@ -151,11 +144,7 @@ func (t *treeServer) waitAndUnmount(ctx context.Context, sigs <-chan os.Signal) 
 }
 
 func runMount(ctx context.Context, a *app, args []string) error {
-	mp, err := oneArg(args, "MOUNTPOINT")
-	if err != nil {
-		return err
-	}
-	ts, err := a.treeSetup(mp)
+	ts, err := a.treeSetup(args[0])
 	if err != nil {
 		return err
 	}
@@ -193,7 +182,7 @@ func treeGroup(name string) (uint32, string, error) {
 	}
 	g, err := user.LookupGroup(name)
 	if err != nil {
-		return 0, "", fmt.Errorf("--group: %w", err)
+		return 0, "", usageErr("--group %s: no such group; give a group name or number (getent group lists them)", name)
 	}
 	id, err := strconv.ParseUint(g.Gid, 10, 32)
 	if err != nil {
@@ -213,7 +202,8 @@ func detachStale(log *slog.Logger, mp string) error {
 	switch {
 	case err == nil:
 		if ok, _ := mount.IsMountpoint(mp); ok {
-			return fmt.Errorf("%s: something is mounted there already; unmount it first", mp)
+			return &cliError{code: exitBusy, msg: fmt.Sprintf("%s: something is mounted there already", mp),
+				hint: "unmount it first, or mount the tree somewhere else"}
 		}
 		return nil
 	case deadMount(err):
@@ -225,6 +215,8 @@ func detachStale(log *slog.Logger, mp string) error {
 			return fmt.Errorf("%s after detaching the stale mount: %w", mp, err)
 		}
 		return nil
+	case errors.Is(err, unix.ENOENT):
+		return usageErr("mount point %s does not exist; make the directory first", mp)
 	default:
 		return fmt.Errorf("mount point: %w", err)
 	}

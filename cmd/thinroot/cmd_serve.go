@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/thinroot/thinroot/builder"
+	"github.com/thinroot/thinroot/fsview"
 	"github.com/thinroot/thinroot/lvm"
 )
 
@@ -22,28 +23,26 @@ const (
 	DefaultMount  = DefaultRunDir + "/tree"
 )
 
-func init() {
-	register(&command{
-		name: "serve", summary: "run the daemon: the tree mounted, builds run N at a time, the API on a unix socket",
-		flags: func(fs *pflag.FlagSet) {
-			configFlags(fs)
-			treeFlags(fs)
-			fs.String("mount", DefaultMount, "where to mount the tree")
-			fs.String("socket", envOr("THINROOT_SOCKET", DefaultSocket), "the API's unix socket (mode 0660, owned by root and the tree's group) [$THINROOT_SOCKET]")
-			fs.Int("jobs", 0, "builds running at once (default: number of CPUs)")
-		},
-		run: runServe,
-	})
+var cmdServe = &command{
+	name: "serve", group: "daemon",
+	summary: "run the daemon: the tree mounted, builds run N at a time, the API on a unix socket",
+	help: "The tree is mounted at --mount, builds run up to --jobs at a time, and the HTTP/JSON API (thinroot-api(7)) " +
+		"listens on --socket (mode 0660, owned by root and the tree's group). At start it finishes what a killed " +
+		"process left half done and mounts every workdir. SIGTERM stops running builds and unmounts the tree.",
+	uses: useTree | useConfigs | useAdHoc | useThresholds,
+	flags: func(fs *pflag.FlagSet) {
+		fs.String("mount", DefaultMount, "where to mount the tree")
+		fs.String("socket", envOr("THINROOT_SOCKET", DefaultSocket), "the API's unix socket [$THINROOT_SOCKET]")
+		fs.VarP(&countValue{min: 1, def: "the number of CPUs"}, "jobs", "j", "builds running at once, 1 or more (default: the number of CPUs)")
+	},
+	run: runServe,
 }
 
 func runServe(ctx context.Context, a *app, args []string) error {
-	if len(args) != 0 {
-		return usageErr("serve takes no arguments")
-	}
 	fl := a.flags
-	mp, _ := fl.GetString("mount")
-	sock, _ := fl.GetString("socket")
-	jobs, _ := fl.GetInt("jobs")
+	mp := getString(fl, "mount")
+	sock := getString(fl, "socket")
+	jobs := getCount(fl, "jobs")
 	ts, err := a.treeSetup(mp)
 	if err != nil {
 		return err
@@ -97,12 +96,13 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	apiCtx, stopAPI := context.WithCancel(context.Background())
 	srv := &builder.Server{B: b, GID: int(ts.gid), Log: log,
 		Stats: func() any {
-			var out []lvm.Stats
+			out := []lvm.Stats{}
 			for _, p := range m.State().Pools {
-				out = append(out, p.Stats)
+				out = append(out, fsview.PoolStats(p.Stats))
 			}
 			return out
-		}}
+		},
+		Configs: func() any { return configsJSON(m.State()) }}
 	apiErr := make(chan error, 1)
 	go func() { apiErr <- srv.Serve(apiCtx, sock) }()
 	t, err := a.mountTree(ts, m, b)

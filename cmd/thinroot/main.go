@@ -1,16 +1,19 @@
 // Command thinroot manages thin-provisioned buildroots the way mock's LVM
 // plugin does, shows them as a FUSE tree and runs builds in them.
+//
+// The commands are in the table of command.go, which says how to add one;
+// exit statuses and the error style are in exit.go, flags in flags.go,
+// the JSON schema in json.go.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -18,50 +21,6 @@ import (
 	"github.com/thinroot/thinroot/internal/fusesrv"
 	"github.com/thinroot/thinroot/sandbox"
 )
-
-// command is one verb (or "noun verb") of the CLI.
-type command struct {
-	name    string // "init", "pool create"
-	args    string // usage after the flags, e.g. "CONFIG"
-	summary string
-	// mock names the mock option the verb corresponds to, if any.
-	mock  string
-	flags func(fs *pflag.FlagSet)
-	run   func(ctx context.Context, a *app, args []string) error
-}
-
-var commands []*command
-
-func register(c *command) { commands = append(commands, c) }
-
-func findCommand(args []string) (*command, []string) {
-	var best *command
-	n := 0
-	for _, c := range commands {
-		words := strings.Fields(c.name)
-		if len(words) <= len(args) && len(words) > n {
-			match := true
-			for i, w := range words {
-				if args[i] != w {
-					match = false
-					break
-				}
-			}
-			if match {
-				best, n = c, len(words)
-			}
-		}
-	}
-	if best == nil {
-		return nil, args
-	}
-	return best, args[n:]
-}
-
-// exitError carries an exit status out of a command (a build's status).
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
 	// A build's sandbox and a tree's watchdog re-execute this binary;
@@ -71,116 +30,244 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// signals records the first signal that stopped the command.
+type signals struct {
+	mu  sync.Mutex
+	got os.Signal
+}
 
-	g := newGlobals()
-	// Global flags may come before the verb.
+func (s *signals) first() os.Signal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got
+}
+
+// run runs the command line args and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sig := &signals{}
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				sig.mu.Lock()
+				if sig.got == nil {
+					sig.got = s
+				}
+				sig.mu.Unlock()
+				cancel(errInterrupted)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	var cmd *command
+	report := func(err error) int {
+		code, msg := classify(err)
+		if s := sig.first(); s != nil && code != exitUsage {
+			code = signalExit(s)
+		}
+		if msg != "" {
+			where := "thinroot"
+			if cmd != nil {
+				where += " " + cmd.name
+			}
+			fmt.Fprintf(stderr, "%s: %s\n", where, msg)
+		}
+		return code
+	}
+
+	g, envErr := newGlobals()
+	// Global flags, and mock's -r CONFIG, may come before the command.
 	pre := pflag.NewFlagSet("thinroot", pflag.ContinueOnError)
 	pre.SetOutput(io.Discard)
 	pre.SetInterspersed(false)
 	g.register(pre)
-	showVersion := pre.Bool("version", false, "print the version and exit")
-	help := pre.BoolP("help", "h", false, "show help")
+	showVersion := pre.Bool("version", false, "")
+	help := pre.BoolP("help", "h", false, "")
+	preConfig := pre.StringArrayP("config", "r", nil, "")
 	if err := pre.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "thinroot: %v\n", err)
-		usage(stderr)
-		return 2
+		return report(parseError(nil, pre, err))
+	}
+	if err := attachedConfig(args[:len(args)-len(pre.Args())]); err != nil {
+		return report(err)
+	}
+	if envErr != nil {
+		return report(envErr)
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, versionString())
-		return 0
+		return exitOK
 	}
 	rest := pre.Args()
-	if *help || len(rest) == 0 || rest[0] == "help" {
-		if len(rest) > 1 && rest[0] == "help" {
-			if c, _ := findCommand(rest[1:]); c != nil {
-				commandUsage(stdout, c)
-				return 0
-			}
+	if len(rest) == 0 {
+		if *help {
+			usage(stdout)
+			return exitOK
 		}
-		usage(stdout)
-		if len(rest) == 0 && !*help {
-			return 2
-		}
-		return 0
+		fmt.Fprintf(stderr, "thinroot: a command is needed\n\n")
+		usage(stderr)
+		return exitUsage
+	}
+	if *help {
+		rest = append([]string{"help"}, rest...)
 	}
 	cmd, cargs := findCommand(rest)
-	if cmd == nil {
-		fmt.Fprintf(stderr, "thinroot: unknown command %q\n", strings.Join(rest, " "))
-		usage(stderr)
-		return 2
+	if cmd == nil || cmd.hidden && cmd.name != rest[0] {
+		cmd = nil
+		if g, cmds := commandGroup(rest[0]); g != "" && (len(rest) == 1 || isHelpFlag(rest[1])) {
+			if len(rest) > 1 {
+				groupUsage(stdout, g, cmds)
+				return exitOK
+			}
+			code := report(unknownCommand(rest, ""))
+			fmt.Fprintln(stderr)
+			groupUsage(stderr, g, cmds)
+			return code
+		}
+		return report(unknownCommand(rest, ""))
 	}
+	a := &app{cmd: cmd, g: g, stdout: stdout, stderr: stderr, signals: sig}
+	defer a.close()
+	if cmd.raw {
+		return finish(a, report, cmd.run(ctx, a, cargs))
+	}
+
 	fs := pflag.NewFlagSet("thinroot "+cmd.name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	g.register(fs)
-	if cmd.flags != nil {
-		cmd.flags(fs)
+	cmd.addFlags(fs, g)
+	a.flags = fs
+	if fs.ShorthandLookup("r") != nil {
+		if err := attachedConfig(cargs); err != nil {
+			return report(err)
+		}
 	}
-	chelp := fs.BoolP("help", "h", false, "show help for this command")
 	if err := fs.Parse(cargs); err != nil {
-		fmt.Fprintf(stderr, "thinroot %s: %v\n", cmd.name, err)
-		commandUsage(stderr, cmd)
-		return 2
+		return report(parseError(cmd, fs, err))
 	}
-	if *chelp {
+	if getBool(fs, "help") {
 		commandUsage(stdout, cmd)
-		return 0
+		return exitOK
 	}
-	a := &app{g: g, stdout: stdout, stderr: stderr, flags: fs}
-	defer a.close()
-	err := cmd.run(ctx, a, fs.Args())
-	var ee exitError
+	pos, err := a.positional(*preConfig)
+	if err != nil {
+		return report(err)
+	}
+	if err := checkFlags(fs); err != nil {
+		return report(err)
+	}
+	return finish(a, report, cmd.run(ctx, a, pos))
+}
+
+func finish(a *app, report func(error) int, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	return report(err)
+}
+
+// signalExit is the status for a command stopped by signal s: mock's 7
+// for SIGINT, 128+N for the others.
+func signalExit(s os.Signal) int {
+	if s == os.Interrupt {
+		return exitInterrupted
+	}
+	if n, ok := s.(syscall.Signal); ok {
+		return exitSignal + int(n)
+	}
+	return exitInterrupted
+}
+
+func isHelpFlag(s string) bool { return s == "-h" || s == "--help" }
+
+// positional returns the command's positional arguments, checked against
+// its table entry: -r CONFIG (given before or after the command) stands
+// for the CONFIG argument, and what follows "--" goes to a.tail for a
+// command with a tail.
+func (a *app) positional(preConfig []string) ([]string, error) {
+	c, fs := a.cmd, a.flags
+	all := fs.Args()
+	pos := all
+	if dash := fs.ArgsLenAtDash(); dash >= 0 && c.tail != "" {
+		pos, a.tail = all[:dash], all[dash:]
+	}
+	configs := preConfig
 	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee):
-		return ee.code
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "thinroot %s: %v\n", cmd.name, err)
-		commandUsage(stderr, cmd)
-		return 2
-	default:
-		fmt.Fprintf(stderr, "thinroot %s: %v\n", cmd.name, err)
-		return 1
+	case c.has(useConfigs):
+		for _, r := range preConfig {
+			fs.Set("config", r)
+		}
+		configs = nil
+	case c.has(useConfig):
+		if r := getString(fs, "config"); r != "" {
+			configs = append(configs, r)
+		}
 	}
+	if len(configs) > 0 {
+		if !c.takesConfigArg() {
+			return nil, usageErr("-r does not apply here: thinroot %s takes no config", c.name)
+		}
+		if len(configs) > 1 {
+			return nil, usageErr("-r given twice (%s); give one config", strings.Join(configs, ", "))
+		}
+		pos = append([]string{configs[0]}, pos...)
+	}
+	lo, hi := c.argBounds()
+	if len(pos) < lo {
+		var missing []string
+		for _, x := range c.args[len(pos):] {
+			if !x.optional {
+				missing = append(missing, x.name)
+			}
+		}
+		hint := ""
+		if c.takesConfigArg() && len(pos) == 0 {
+			hint = " (or -r CONFIG)"
+		}
+		return nil, usageErr("missing %s%s; usage: %s", strings.Join(missing, " "), hint, c.usageLine())
+	}
+	if hi >= 0 && len(pos) > hi {
+		extra := pos[hi:]
+		switch {
+		case c.tail != "":
+			return nil, usageErr("unexpected %s; put the %s after -- (usage: %s)", quoteWords(extra), c.tail, c.usageLine())
+		case len(configs) > 0:
+			return nil, usageErr("unexpected %s: CONFIG is given by -r %s (usage: %s)", quoteWords(extra), configs[0], c.usageLine())
+		case hi == 0:
+			return nil, usageErr("unexpected %s: thinroot %s takes no arguments", quoteWords(extra), c.name)
+		}
+		return nil, usageErr("unexpected %s (usage: %s)", quoteWords(extra), c.usageLine())
+	}
+	return pos, nil
 }
 
-var errUsage = errors.New("usage")
-
-func usageErr(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+func quoteWords(ws []string) string {
+	q := make([]string, len(ws))
+	for i, w := range ws {
+		q[i] = fmt.Sprintf("%q", w)
+	}
+	if len(ws) == 1 {
+		return "argument " + q[0]
+	}
+	return "arguments " + strings.Join(q, " ")
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintf(w, "thinroot: thin-provisioned buildroots, the mock LVM way\n\nUsage: thinroot [global flags] COMMAND [flags] [args]\n\nCommands:\n")
-	cs := append([]*command(nil), commands...)
-	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
-	for _, c := range cs {
-		fmt.Fprintf(w, "  %-22s %s\n", c.name, c.summary)
+// attachedConfig refuses "-rNAME": mock's -r takes the config as the next
+// word here, so that a name starting with '-' given before "--" ("-rf")
+// is refused naming it rather than read as -r f.
+func attachedConfig(args []string) error {
+	for _, a := range args {
+		if a == "--" {
+			return nil
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] == 'r' {
+			return usageErr("%s: -r takes the config as the next word (-r %s); a name that starts with - goes after --", a, a[2:])
+		}
 	}
-	fmt.Fprintf(w, "\nGlobal flags:\n")
-	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
-	newGlobals().register(fs)
-	fs.Bool("version", false, "print the version and exit")
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fmt.Fprintf(w, "\nRun 'thinroot COMMAND --help' for a command's flags; man thinroot(1) has all of it.\n")
-}
-
-func commandUsage(w io.Writer, c *command) {
-	fmt.Fprintf(w, "Usage: thinroot %s [flags] %s\n\n%s\n", c.name, c.args, c.summary)
-	if c.mock != "" {
-		fmt.Fprintf(w, "mock equivalent: %s\n", c.mock)
-	}
-	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
-	if c.flags != nil {
-		c.flags(fs)
-	}
-	if fs.HasFlags() {
-		fmt.Fprintf(w, "\nFlags:\n")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-	}
+	return nil
 }

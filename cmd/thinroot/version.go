@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 )
 
@@ -11,6 +12,11 @@ import (
 var version, commit = "", ""
 
 func versionString() string {
+	v, c := versionParts()
+	return fmt.Sprintf("thinroot %s (commit %s)", v, c)
+}
+
+func versionParts() (string, string) {
 	v := version
 	if bi, ok := debug.ReadBuildInfo(); ok && v == "" && bi.Main.Version != "" {
 		v = bi.Main.Version
@@ -22,15 +28,19 @@ func versionString() string {
 	if c == "" {
 		c = "unknown"
 	}
-	return fmt.Sprintf("thinroot %s (commit %s)", v, c)
+	return v, c
 }
 
-func init() {
-	register(&command{
-		name: "version", summary: "print the version and commit",
-		run: func(ctx context.Context, a *app, args []string) error {
-			_, err := fmt.Fprintln(a.stdout, versionString())
-			return err
-		},
-	})
+var cmdVersion = &command{
+	name: "version", group: "other",
+	summary: "print the version and commit",
+	uses:    useJSON,
+	run: func(ctx context.Context, a *app, args []string) error {
+		if a.jsonOut() {
+			v, c := versionParts()
+			return writeJSON(a.stdout, map[string]string{"version": v, "commit": c, "go": runtime.Version()})
+		}
+		_, err := fmt.Fprintln(a.stdout, versionString())
+		return err
+	},
 }
