@@ -94,6 +94,8 @@ type entry struct {
 	b      Build
 	log    *logStream
 	cancel context.CancelCauseFunc
+	// commitMu orders the changes to b (commit).
+	commitMu sync.Mutex
 	// own is held from submission until the build is final: it tells
 	// another daemon on the same state directory that this build is not
 	// its to close.
@@ -417,38 +419,45 @@ func (b *Builder) save(rec *Build) error {
 
 // setState moves a build to a new state, records it, and wakes watchers.
 func (b *Builder) setState(e *entry, state string, mutate func(*Build)) {
-	b.mu.Lock()
-	e.b.State = state
 	now := time.Now().UTC()
-	e.b.Phases = append(e.b.Phases, Phase{State: state, At: now})
-	if mutate != nil {
-		mutate(&e.b)
-	}
-	if Final(state) {
-		e.b.Finished = now
-	}
-	rec := e.b
-	b.notifyLocked()
-	b.mu.Unlock()
+	rec := b.commit(e, func(r *Build) {
+		r.State = state
+		r.Phases = append(r.Phases, Phase{State: state, At: now})
+		if mutate != nil {
+			mutate(r)
+		}
+		if Final(state) {
+			r.Finished = now
+		}
+	})
 	e.log.phase()
-	if err := b.save(&rec); err != nil {
-		b.log.Error("save build record", "build", rec.ID, "err", err)
-	}
-	if Final(state) {
+	if Final(rec.State) {
 		e.own.Release()
 	}
 }
 
 // update changes a build's record without a change of state.
-func (b *Builder) update(e *entry, mutate func(*Build)) {
+func (b *Builder) update(e *entry, mutate func(*Build)) { b.commit(e, mutate) }
+
+// commit applies a change to a build's record: on disk first, then for
+// the API and watchers, so that nobody is told of a state that a restart
+// would not find. Changes to one build are applied one at a time.
+func (b *Builder) commit(e *entry, mutate func(*Build)) Build {
+	e.commitMu.Lock()
+	defer e.commitMu.Unlock()
 	b.mu.Lock()
-	mutate(&e.b)
 	rec := e.b
-	b.notifyLocked()
 	b.mu.Unlock()
+	rec.Phases = append([]Phase(nil), rec.Phases...)
+	mutate(&rec)
 	if err := b.save(&rec); err != nil {
 		b.log.Error("save build record", "build", rec.ID, "err", err)
 	}
+	b.mu.Lock()
+	e.b = rec
+	b.notifyLocked()
+	b.mu.Unlock()
+	return rec
 }
 
 func (b *Builder) notifyLocked() {

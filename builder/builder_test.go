@@ -537,3 +537,40 @@ func TestDaemonKilledAfterWorkdirMade(t *testing.T) {
 		t.Fatalf("the next build of %s: %s %s", b.UniqueExt, again.State, again.Error)
 	}
 }
+
+// Whoever is told that a build changed state finds that state in the
+// build's record on disk: a daemon started right after would see the
+// same. Before, the state was published first and written after, and a
+// second daemon's test read "collecting" for a build the API called
+// succeeded.
+func TestRecordWrittenBeforeStateIsShown(t *testing.T) {
+	w := newWorld(t, 2)
+	w.f.Init(0)
+	for i := 0; i < 8; i++ {
+		b := w.submit(t, builder.Request{Command: []string{"/bin/true"}})
+		for {
+			ch := w.b.Changed()
+			got, err := w.b.Get(b.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var disk builder.Build
+			data, err := os.ReadFile(filepath.Join(w.f.StateDir, "builds", b.ID, "build.json"))
+			if err != nil || json.Unmarshal(data, &disk) != nil {
+				t.Fatalf("build %s: record unreadable: %v", b.ID, err)
+			}
+			if len(disk.Phases) < len(got.Phases) {
+				t.Fatalf("build %s: the API says %s (%d phases), its record on disk %s (%d phases)",
+					b.ID, got.State, len(got.Phases), disk.State, len(disk.Phases))
+			}
+			if builder.Final(got.State) {
+				break
+			}
+			select {
+			case <-ch:
+			case <-testguard.Context(t).Done():
+				t.Fatalf("build %s did not end", b.ID)
+			}
+		}
+	}
+}
