@@ -18,6 +18,8 @@ type Request struct {
 	Network   bool     `json:"network,omitempty"`
 	Timeout   Duration `json:"timeout,omitempty"`
 	Command   []string `json:"command,omitempty"` // default: the config's build command
+	// RPMRequest makes it an RPM build (srpm, or spec and sources).
+	RPMRequest
 }
 
 // States of a build. The first ones are phases of a running build; the
@@ -69,6 +71,8 @@ type Build struct {
 	ResultDir    string `json:"result_dir,omitempty"`
 	ExitCode     *int   `json:"exit_code,omitempty"`
 	Error        string `json:"error,omitempty"`
+	// RPM is set on RPM builds.
+	RPM *RPMRecord `json:"rpm,omitempty"`
 }
 
 // Phase is one state change.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/thinroot/thinroot/internal/fsutil"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/rpmroot"
 )
 
 // ConfigInfo is what the builder needs to know of a config besides what
@@ -36,6 +37,8 @@ type ConfigInfo struct {
 	AllowRoot bool
 	// Env is added to the build's environment.
 	Env []string
+	// RPM is how the config builds RPMs (nil when it cannot).
+	RPM *rpmroot.Config
 }
 
 // Options configure a Builder.
@@ -254,7 +257,14 @@ func (b *Builder) Submit(req Request, owner int) (Build, error) {
 			return Build{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 		}
 	}
-	if len(req.Command) == 0 && len(info.Build) == 0 {
+	if req.IsRPM() {
+		if info.RPM == nil {
+			return Build{}, fmt.Errorf("%w: config %s cannot build RPMs (no dnf, dnf5 or yum package manager)", ErrBadRequest, req.Config)
+		}
+		if err := checkRPMRequest(&req, owner); err != nil {
+			return Build{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+	} else if len(req.Command) == 0 && len(info.Build) == 0 {
 		return Build{}, fmt.Errorf("%w: config %s has no build command; give one", ErrBadRequest, req.Config)
 	}
 	if req.Source != "" {
@@ -263,6 +273,14 @@ func (b *Builder) Submit(req Request, owner int) (Build, error) {
 		}
 	}
 	uid, gid := buildUser(info, owner)
+	if req.IsRPM() {
+		// mock's build user: the caller's uid (root's builds: the
+		// config's chrootuid), the mock group's gid.
+		if owner == 0 && !info.AllowRoot {
+			uid = info.RPM.UID
+		}
+		gid = info.RPM.GID
+	}
 	rec := Build{ID: id, Request: req, State: StateQueued, Submitted: time.Now().UTC(), Owner: owner,
 		BuildUID: uid, BuildGID: gid, UniqueExt: ext}
 	rec.Phases = []Phase{{State: StateQueued, At: rec.Submitted}}

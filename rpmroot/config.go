@@ -69,6 +69,9 @@ type Config struct {
 	HomeCleanupExclude []string
 	// Hostname is config_opts['hostname'] ("" when None).
 	Hostname string
+	// RPMCommand and RPMBuildCommand are rpm_command and
+	// rpmbuild_command, run inside the root.
+	RPMCommand, RPMBuildCommand string
 	// Version is mock's version, the first line of every log.
 	Version string
 	// Builddeps are thinroot's builddep snapshot settings.
@@ -136,6 +139,8 @@ func FromMock(cfg *mockcfg.Config, st mockcfg.Settings, cacheRoot string) (*Conf
 	str(&c.Home, "/builddir", "chroothome")
 	str(&c.Hostname, "", "hostname")
 	str(&c.IsolationOption, "--prefix", "shadow_utils_isolation_option")
+	str(&c.RPMCommand, "/bin/rpm", "rpm_command")
+	str(&c.RPMBuildCommand, "/usr/bin/rpmbuild", "rpmbuild_command")
 	c.UID = int(num("chrootuid", 0))
 	if c.UID <= 0 {
 		c.UID = DefaultUID
