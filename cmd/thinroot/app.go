@@ -16,6 +16,7 @@ import (
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvm2"
 	"github.com/thinroot/thinroot/mockcfg"
+	"github.com/thinroot/thinroot/pkgmgr"
 )
 
 // globals are flags every command takes.
@@ -27,6 +28,7 @@ type globals struct {
 	logFormat string
 	warn      float64
 	refuse    float64
+	cacheDir  string
 }
 
 func newGlobals() *globals {
@@ -38,6 +40,7 @@ func newGlobals() *globals {
 		logFormat: "text",
 		warn:      lvm.DefaultWarnPercent,
 		refuse:    lvm.DefaultRefusePercent,
+		cacheDir:  envOr("THINROOT_CACHE_DIR", pkgmgr.DefaultCacheRoot),
 	}
 }
 
@@ -51,6 +54,7 @@ func (g *globals) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.logFormat, "log-format", g.logFormat, "log format: text or json")
 	fs.Float64Var(&g.warn, "warn-percent", g.warn, "pool usage that draws a warning (new pools)")
 	fs.Float64Var(&g.refuse, "refuse-percent", g.refuse, "pool usage above which new volumes are refused (new pools)")
+	fs.StringVar(&g.cacheDir, "cache-dir", g.cacheDir, "thinroot's cache: the package manager's downloads, per config [$THINROOT_CACHE_DIR]")
 }
 
 func envOr(k, def string) string {

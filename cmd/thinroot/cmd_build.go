@@ -35,6 +35,7 @@ func init() {
 			fs.Bool("network", false, "let the build use the network")
 			fs.Duration("timeout", 0, "stop the build after this long (0: no limit)")
 			fs.Bool("detach", false, "print the build id and return without waiting")
+			rpmBuildFlags(fs)
 		},
 		run: runBuild,
 	})
@@ -86,6 +87,9 @@ func runBuild(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 		req.Source = abs
+	}
+	if err := rpmRequest(fl, &req); err != nil {
+		return err
 	}
 	req.Snapshot, _ = fl.GetString("snapshot")
 	req.UniqueExt, _ = fl.GetString("uniqueext")
@@ -141,6 +145,9 @@ func buildExit(a *app, b builder.Build) error {
 		return exitError{code}
 	case builder.StateTimedOut:
 		fmt.Fprintf(a.stderr, "thinroot: build %s %s\n", b.ID, b.Error)
+		if code, ok := rpmExit(b); ok {
+			return exitError{code}
+		}
 		return exitError{exitTimedOut}
 	case builder.StateCancelled:
 		fmt.Fprintf(a.stderr, "thinroot: build %s was cancelled\n", b.ID)

@@ -83,6 +83,9 @@ func runConfigShow(ctx context.Context, a *app, args []string) error {
 	kv("bootstrap", fmt.Sprintf("%q", v.Bootstrap))
 	kv("bootstrap_dir", v.BootstrapDir)
 	kv("build", fmt.Sprintf("%q", b.Build))
+	if b.RPM != nil {
+		kv("rpm_builds", fmt.Sprintf("%s, build user %s %d:%d, package cache %s", b.RPM.PM.Kind, b.RPM.User, b.RPM.UID, b.RPM.GID, b.RPM.PM.CacheDir))
+	}
 	kv("network", b.Network)
 	return nil
 }

@@ -205,8 +205,13 @@ func runInit(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	did, err := m.Init(ctx, c.Root, a.stderr)
-	if err != nil {
+	cat := catchBootstrap(a.stderr)
+	did, err := m.Init(ctx, c.Root, cat)
+	if err = cat.Err(err); err != nil {
+		if code, ok := bootstrapExit(err); ok {
+			fmt.Fprintf(a.stderr, "thinroot init: %v\n", err)
+			return exitError{code}
+		}
 		return err
 	}
 	if did {
