@@ -211,6 +211,11 @@ func TestRPMRebuildAndBuilddepSnapshots(t *testing.T) {
 		if filepath.Base(p) != want {
 			t.Errorf("%s is not named by its header (%s)", filepath.Base(p), want)
 		}
+		if fi, err := os.Stat(p); err == nil {
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1000 || st.Gid != 135 {
+				t.Errorf("%s belongs to %d:%d, want the build user's 1000:135", filepath.Base(p), st.Uid, st.Gid)
+			}
+		}
 		names = append(names, filepath.Base(p))
 	}
 	if strings.Join(names, " ") != "thinroot-test-tiny-1.0-1.td1.noarch.rpm thinroot-test-tiny-1.0-1.td1.src.rpm" {

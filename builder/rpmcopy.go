@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -70,8 +71,18 @@ func checkFile(what, path string, owner int) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s %s is not a regular file", what, path)
 	}
-	if err := checkPath(path, owner); err != nil {
+	if err := checkPath(filepath.Dir(path), owner); err != nil {
 		return fmt.Errorf("%s %s: %v", what, path, err)
+	}
+	if owner != 0 {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		bits := uint32(fi.Mode().Perm())
+		if ok && int(st.Uid) == owner {
+			bits >>= 6
+		}
+		if bits&4 == 0 {
+			return fmt.Errorf("%s %s: uid %d may not read it", what, path, owner)
+		}
 	}
 	return nil
 }
