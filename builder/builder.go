@@ -149,6 +149,7 @@ func (b *Builder) interrupted(ctx context.Context, e *entry) {
 	e.b.Finished = time.Now().UTC()
 	e.b.Error = fmt.Sprintf("the daemon stopped while the build was %s", was)
 	e.b.Phases = append(e.b.Phases, Phase{State: StateInterrupted, At: e.b.Finished})
+	os.RemoveAll(b.rpmWorkDir(e.b.ID))
 	if b.opts.Manager != nil && (e.b.Workdir != "" || b.madeWorkdir(e.b)) {
 		err := b.opts.Manager.RemoveWorkdir(ctx, e.b.Request.Config, e.b.UniqueExt)
 		if err != nil && !errors.Is(err, lvm.ErrNotFound) {

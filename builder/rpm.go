@@ -75,6 +75,20 @@ const (
 	ExitPkgError   = 40 // the SRPM does not install, no spec, not one SRPM, no results
 )
 
+// rpmWorkDir holds an RPM build's files outside the workdir (the copy of
+// the SRPM, the scratch home): the build removes it, and so does the
+// daemon that finds the build interrupted.
+func (b *Builder) rpmWorkDir(id string) string { return filepath.Join(b.buildDir(id), "rpm") }
+
+// rpmTimeout is an RPM build's timeout: the request's, else the config's
+// rpmbuild_timeout.
+func rpmTimeout(req Request, info ConfigInfo) time.Duration {
+	if req.Timeout == 0 && req.IsRPM() && info.RPM != nil {
+		return info.RPM.Timeout
+	}
+	return time.Duration(req.Timeout)
+}
+
 // snapshotFor is the snapshot a build's workdir is cloned from: the one
 // asked for, else the config's current one (the record of its
 // unique-ext, which thinroot snapshot and rollback-to set), as mock
@@ -163,10 +177,7 @@ func (b *Builder) executeRPM(ctx context.Context, e *entry, info ConfigInfo, ext
 	if err != nil {
 		return -1, err
 	}
-	timeout := time.Duration(req.Timeout)
-	if timeout == 0 {
-		timeout = rc.Timeout
-	}
+	timeout := rpmTimeout(req, info)
 	rctx := ctx
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -186,7 +197,7 @@ func (b *Builder) executeRPM(ctx context.Context, e *entry, info ConfigInfo, ext
 		dir: cfg.RootPath(ext), uid: e.b.BuildUID, gid: e.b.BuildGID, owner: e.b.Owner,
 		target: req.Target, macros: macros, network: req.Network || info.Network,
 		detach: []string{cfg.Basedir, b.opts.StateDir}, cur: e.b.Snapshot,
-		scratch: filepath.Join(b.buildDir(e.b.ID), "builddir")}
+		scratch: filepath.Join(b.rpmWorkDir(e.b.ID), "builddir")}
 	if j.target == "" {
 		j.target = rc.RpmbuildArch
 	}
@@ -194,7 +205,7 @@ func (b *Builder) executeRPM(ctx context.Context, e *entry, info ConfigInfo, ext
 	j.cache = &builddeps.Cache{Dir: filepath.Join(b.opts.StateDir, "builddeps", req.Config), Root: req.Config,
 		Policy: builddeps.Policy{Max: rc.Builddeps.Max, PoolPercent: rc.Builddeps.PoolPercent},
 		Vols:   m, Log: func(f string, a ...any) { logs.Info(f, a...) }}
-	defer os.RemoveAll(j.scratch)
+	defer os.RemoveAll(b.rpmWorkDir(e.b.ID))
 	code, err := j.run(resultDir)
 	j.rec.BuilddepHit = j.rec.PackageManagerRuns == 0
 	rec := j.rec
@@ -243,14 +254,14 @@ func (j *rpmJob) run(resultDir string) (int, error) {
 		}
 		srpm = s
 	} else {
-		if err := os.MkdirAll(filepath.Join(j.b.buildDir(j.e.b.ID)), 0o755); err != nil {
+		work := j.b.rpmWorkDir(j.e.b.ID)
+		if err := os.MkdirAll(work, 0o755); err != nil {
 			return -1, err
 		}
-		srpm = filepath.Join(j.b.buildDir(j.e.b.ID), filepath.Base(req.SRPM))
+		srpm = filepath.Join(work, filepath.Base(req.SRPM))
 		if err := copyFileAs(req.SRPM, srpm, j.owner, 0, 0); err != nil {
 			return -1, &rpmFailure{ExitPkgError, fmt.Sprintf("SRPM: %v", err)}
 		}
-		defer os.Remove(srpm)
 	}
 	return j.buildPhase(srpm, resultDir)
 }

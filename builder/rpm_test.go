@@ -477,3 +477,48 @@ func TestRPMEightParallelRebuilds(t *testing.T) {
 		}
 	}
 }
+
+// The figures of RPM builds on this machine, from one run: the
+// bootstrap; for one BuildRequires and for fourteen, the first
+// rebuild (the package manager installs them, a builddep snapshot is
+// taken), a warm rebuild with builddep snapshots off (the package manager
+// runs again, as mock's every build), and the rebuild that clones the
+// builddep snapshot.
+func TestRPMTimings(t *testing.T) {
+	w := newRPMWorld(t, 1)
+	ctx := testguard.Context(t)
+	start := time.Now()
+	if _, err := w.f.M.Init(ctx, w.f.Root, lvmtest.TestWriter(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("TIME bootstrap: %v", time.Since(start).Round(10*time.Millisecond))
+	for _, c := range []struct {
+		name    string
+		defines []string
+	}{
+		{rpmdist.SRPMTiny, nil},
+		{rpmdist.SRPMManyBR, nil},
+	} {
+		req := builder.Request{RPMRequest: builder.RPMRequest{SRPM: w.dist.SRPM(c.name), Defines: c.defines}}
+		timed := func(what string) builder.Build {
+			start := time.Now()
+			b := w.wait(t, w.submit(t, req).ID)
+			w.rpmOK(t, b)
+			t.Logf("TIME %s, %s: %v (package manager runs %d, builddep hit %v)", c.name, what,
+				time.Since(start).Round(10*time.Millisecond), b.RPM.PackageManagerRuns, b.RPM.BuilddepHit)
+			return b
+		}
+		if b := timed("first rebuild"); b.RPM.PackageManagerRuns == 0 {
+			t.Errorf("the first rebuild of %s ran no package manager", c.name)
+		}
+		max := w.rc.Builddeps.Max
+		w.rc.Builddeps.Max = 0
+		if b := timed("warm rebuild, builddep snapshots off"); b.RPM.PackageManagerRuns == 0 {
+			t.Errorf("with builddep snapshots off, %s ran no package manager", c.name)
+		}
+		w.rc.Builddeps.Max = max
+		if b := timed("builddep snapshot rebuild"); !b.RPM.BuilddepHit {
+			t.Errorf("%s missed its builddep snapshot: %+v", c.name, b.RPM)
+		}
+	}
+}

@@ -144,10 +144,10 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		fail(StateCancelled, context.Cause(ctx))
 	case errors.Is(err, context.DeadlineExceeded):
 		b.setState(e, StateTimedOut, func(r *Build) {
-			r.Error = fmt.Sprintf("timed out after %v", time.Duration(req.Timeout))
+			r.Error = fmt.Sprintf("timed out after %v", rpmTimeout(req, info))
 			r.ExitCode = &code
 		})
-		logf("build timed out after %v", time.Duration(req.Timeout))
+		logf("build timed out after %v", rpmTimeout(req, info))
 	case err != nil:
 		fail(StateError, err)
 	case code == 0:
