@@ -160,7 +160,10 @@ type rpmJob struct {
 	digest   string
 	state    string // the base of the next round's key
 	lastReqs []string
-	lastRec  *builddeps.Record
+	// lastRec is the record of the state the workdir is in, made or
+	// found in phase lastPhase.
+	lastRec   *builddeps.Record
+	lastPhase string
 }
 
 // executeRPM runs an RPM build in the workdir of ext and returns mock's
@@ -521,7 +524,7 @@ func (j *rpmJob) buildRequires(srpm string) (spec, rebuilt string, code int, err
 // workdir's snapshot as the first round's base; stale builddep
 // snapshots go.
 func (j *rpmJob) startRounds() error {
-	j.lastReqs, j.lastRec = nil, nil
+	j.lastReqs, j.lastRec, j.lastPhase = nil, nil, ""
 	pmID := *j.rc.PM
 	pmID.CacheDir = ""
 	j.cfgHash = builddeps.ConfigHash(j.root, pmID)
@@ -552,7 +555,9 @@ func (j *rpmJob) round(phase string, requires []string, file string, first bool)
 	reqs := builddeps.SortedSet(requires)
 	j.rec.BuildRequires = reqs
 	if !first && slices.Equal(reqs, j.lastReqs) {
-		if j.lastRec != nil {
+		// The state asks for nothing more in this phase: say so on its
+		// record, so a build cloning it skips this request.
+		if j.lastRec != nil && j.lastPhase == phase {
 			j.cache.SetConverged(j.lastRec)
 		}
 		return true, nil
@@ -586,7 +591,7 @@ func (j *rpmJob) round(phase string, requires []string, file string, first bool)
 		j.cache.Touch(br)
 		r.Hit = true
 		logs.Info("builddep snapshot %s: hit: cloned it with %d %s BuildRequires installed; the package manager does not run", snap, len(reqs), phase)
-		j.state, j.lastReqs, j.lastRec = builddeps.BaseKey(key), reqs, br
+		j.state, j.lastReqs, j.lastRec, j.lastPhase = builddeps.BaseKey(key), reqs, br, phase
 		return br.Converged, nil
 	}
 	// Clone when it is there (a shared hold keeps eviction off it).
@@ -628,7 +633,7 @@ func (j *rpmJob) round(phase string, requires []string, file string, first bool)
 	}
 	j.cur = snap
 	logs.Info("builddep snapshot %s taken", snap)
-	j.state, j.lastReqs, j.lastRec = builddeps.BaseKey(key), reqs, br
+	j.state, j.lastReqs, j.lastRec, j.lastPhase = builddeps.BaseKey(key), reqs, br, phase
 	if removed := j.cache.Evict(j.ctx, j.digest, key); len(removed) > 0 {
 		logs.Info("removed %d builddep snapshots of %s", len(removed), j.root)
 	}
