@@ -522,3 +522,27 @@ func TestRPMTimings(t *testing.T) {
 		}
 	}
 }
+
+// A bootstrap whose package manager fails publishes nothing, and the
+// build that ran it fails as mock's would: exit status 30, the package
+// named in its record.
+func TestRPMBootstrapFailure(t *testing.T) {
+	w := newRPMWorld(t, 1)
+	w.rc.PM.SetupCmd = []string{"install", "@buildsys-build", "thinroot-no-such-package"}
+	argv, err := rpmroot.BootstrapArgv(w.rc, w.f.StateDir, []string{w.f.Basedir, w.f.StateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.f.Config.Bootstrap = argv
+	if err := w.f.M.AddConfig(w.f.Config); err != nil {
+		t.Fatal(err)
+	}
+	b := w.build(t, builder.Request{RPMRequest: builder.RPMRequest{SRPM: w.dist.SRPM(rpmdist.SRPMTiny)}})
+	if b.State != builder.StateFailed || b.ExitCode == nil || *b.ExitCode != 30 || !strings.Contains(b.Error, "thinroot-no-such-package") {
+		t.Fatalf("build on a config whose bootstrap fails: %s exit %v %q", b.State, b.ExitCode, b.Error)
+	}
+	st, _ := w.f.M.Refresh(context.Background())
+	if _, cs := st.Config(w.f.Root); cs != nil && (cs.Snapshot("postinit") != nil || len(cs.Workdirs) != 0 || cs.State != "failed") {
+		t.Fatalf("after the failed bootstrap: state %s, snapshots %+v, workdirs %+v", cs.State, cs.Snapshots, cs.Workdirs)
+	}
+}
