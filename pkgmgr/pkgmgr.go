@@ -371,23 +371,36 @@ func (s *Spec) WriteRootConfig(root string) error {
 	return nil
 }
 
-// writeIfChanged writes data to path unless it already holds exactly that.
+// writeIfChanged writes data to path unless it already holds exactly that
+// (with mode), through a temporary file of its own renamed into place, so
+// writers racing on one path each leave a whole file.
 func writeIfChanged(path string, data []byte, mode os.FileMode) error {
-	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
-		return nil
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() == mode {
+		if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+			return nil
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
-	if err := os.WriteFile(tmp, data, mode); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
+	_, werr := tmp.Write(data)
+	if werr == nil {
+		werr = tmp.Chmod(mode)
 	}
-	return nil
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+	}
+	return werr
 }
 
 func contains(list []string, s string) bool {

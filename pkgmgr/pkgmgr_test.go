@@ -278,3 +278,24 @@ func TestPyRepr(t *testing.T) {
 		t.Errorf("PyRepr: %s", got)
 	}
 }
+
+// Builds of one config prepare its cache at once: every writer of a file
+// succeeds and leaves it whole.
+func TestWriteIfChangedRace(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "dnf.conf")
+	errs := make(chan error, 16)
+	for i := range 16 {
+		go func() { errs <- writeIfChanged(p, []byte(strings.Repeat("x", 1000+i%2)), 0o600) }()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := os.ReadFile(p); len(b) != 1000 && len(b) != 1001 {
+		t.Fatalf("%d bytes", len(b))
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+}

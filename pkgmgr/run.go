@@ -37,9 +37,6 @@ func (s *Spec) Run(ctx context.Context, root string, o RunOptions, args ...strin
 	if len(args) == 0 {
 		return errors.New("pkgmgr: no sub-command")
 	}
-	if err := s.prepare(); err != nil {
-		return err
-	}
 	out := o.Out
 	if out == nil {
 		out = io.Discard
@@ -50,6 +47,9 @@ func (s *Spec) Run(ctx context.Context, root string, o RunOptions, args ...strin
 		return err
 	}
 	defer unlock()
+	if err := s.prepare(); err != nil {
+		return err
+	}
 	argv := s.Argv(root, args...)
 	fmt.Fprintf(out, "Executing command: %s\n", PyRepr(argv))
 	keep := append(append([]string{}, o.Keep...), s.CacheDir)
@@ -117,7 +117,8 @@ func (s *Spec) prepare() error {
 	if err := writeIfChanged(filepath.Join(c.Home, ".rpmmacros"), []byte(HostMacros()), 0o644); err != nil {
 		return err
 	}
-	return writeIfChanged(c.Conf, []byte(s.Conf), 0o644)
+	// The config's dnf.conf may hold repository credentials.
+	return writeIfChanged(c.Conf, []byte(s.Conf), 0o600)
 }
 
 // HostMacros is the private HOME's .rpmmacros: mock's installation-time
