@@ -32,7 +32,7 @@ func init() {
 		configFlags(fs)
 		fs.Bool("unpriv", false, "run as the build user (chrootuid) instead of root (mock --unpriv)")
 		fs.Bool("network", false, "share the host's network, with its resolv.conf and hosts (mock --enable-network)")
-		fs.String("cwd", "", "working directory inside (default: the build user's home, chroothome)")
+		fs.String("cwd", "", "working directory inside (default: shell the build user's home, chroothome; chroot /)")
 	}
 	register(&command{
 		name: "shell", args: "CONFIG [-- CMD ARGS...]",
@@ -109,7 +109,7 @@ func runShell(ctx context.Context, a *app, args []string) error {
 		argv = []string{"/bin/sh", "-c", strings.Join(cmd, " ")}
 		interactive = isTerminal(os.Stdin)
 	}
-	return a.runInWorkdir(ctx, args[0], argv, interactive, true)
+	return a.runInWorkdir(ctx, args[0], argv, interactive, true, true)
 }
 
 func runChroot(ctx context.Context, a *app, args []string) error {
@@ -122,12 +122,14 @@ func runChroot(ctx context.Context, a *app, args []string) error {
 		// mock's rule: one word runs through the shell.
 		cmd = []string{"/bin/sh", "-c", cmd[0]}
 	}
-	return a.runInWorkdir(ctx, args[0], cmd, false, false)
+	return a.runInWorkdir(ctx, args[0], cmd, false, false, false)
 }
 
 // runInWorkdir runs argv in the config's workdir in the sandbox, with
-// mock's mounts, and exits with its status.
-func (a *app) runInWorkdir(ctx context.Context, name string, argv []string, interactive, stdin bool) error {
+// mock's mounts, and exits with its status. It starts in the build
+// user's home when inHome (mock's shell), else in / (mock's chroot),
+// unless --cwd says otherwise.
+func (a *app) runInWorkdir(ctx context.Context, name string, argv []string, interactive, stdin, inHome bool) error {
 	m, lc, root, err := a.workdirFor(ctx, name)
 	if err != nil {
 		return a.initErr(err)
@@ -161,7 +163,7 @@ func (a *app) runInWorkdir(ctx context.Context, name string, argv []string, inte
 	}
 	if cwd != "" {
 		spec.Dir = cwd
-	} else if fi, err := os.Stat(filepath.Join(root, home)); err == nil && fi.IsDir() {
+	} else if fi, err := os.Stat(filepath.Join(root, home)); inHome && err == nil && fi.IsDir() {
 		spec.Dir = home
 	}
 	cmd, err := sandbox.Command(ctx, spec)

@@ -82,8 +82,8 @@ func TestCLIRPM(t *testing.T) {
 	root := filepath.Join(e.mck, cfg, "root")
 
 	// chroot: one word through the shell, several executed as they are.
-	out, code := e.rpmRun("chroot", cfg, "--", "test -e /proc/self/status && test -c /dev/null && test -e /dev/pts/ptmx && echo proc-and-dev; touch /sys/x 2>/dev/null || echo sys-ro; pwd")
-	if code != 0 || !strings.Contains(out, "proc-and-dev") || !strings.Contains(out, "sys-ro") || !strings.Contains(out, "/builddir") {
+	out, code := e.rpmRun("chroot", cfg, "--", "test -e /proc/self/status && test -c /dev/null && test -e /dev/pts/ptmx && echo proc-and-dev; touch /sys/x 2>/dev/null || echo sys-ro; echo cwd=$(pwd)")
+	if code != 0 || !strings.Contains(out, "proc-and-dev") || !strings.Contains(out, "sys-ro") || !strings.Contains(out, "cwd=/\n") {
 		t.Fatalf("chroot: exit %d\n%s", code, out)
 	}
 	if out, code := e.rpmRun("chroot", cfg, "--", "/usr/bin/id", "-u"); code != 0 || strings.TrimSpace(lastLine(out)) != "0" {
@@ -97,9 +97,10 @@ func TestCLIRPM(t *testing.T) {
 	}
 	// shell: the command line through the shell; stdin reaches it.
 	sh := e.rpmCmd("shell", cfg)
-	sh.Stdin = strings.NewReader("echo from-stdin; cat /proc/1/comm >/dev/null && echo has-proc; exit 4\n")
+	sh.Stdin = strings.NewReader("echo from-stdin; cat /proc/1/comm >/dev/null && echo has-proc; echo cwd=$(pwd); exit 4\n")
 	b, err := sh.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 || !strings.Contains(string(b), "from-stdin") || !strings.Contains(string(b), "has-proc") {
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 || !strings.Contains(string(b), "from-stdin") || !strings.Contains(string(b), "has-proc") ||
+		!strings.Contains(string(b), "cwd=/builddir") {
 		t.Fatalf("shell: %v\n%s", err, b)
 	}
 	noMountsUnder(t, root)
