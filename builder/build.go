@@ -19,6 +19,8 @@ type Request struct {
 	Network   bool     `json:"network,omitempty"`
 	Timeout   Duration `json:"timeout,omitempty"`
 	Command   []string `json:"command,omitempty"` // default: the config's build command
+	// RPMRequest makes it an RPM build (srpm, or spec and sources).
+	RPMRequest
 }
 
 // States of a build. The first ones are phases of a running build; the
@@ -72,6 +74,8 @@ type Build struct {
 	// signal N killed it), or ExitTimedOut when it ran over its timeout.
 	ExitCode *int   `json:"exit_code,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// RPM is set on RPM builds.
+	RPM *RPMRecord `json:"rpm,omitempty"`
 }
 
 // ExitTimedOut is the exit status recorded for a build that ran over its

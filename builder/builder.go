@@ -19,6 +19,7 @@ import (
 
 	"github.com/thinroot/thinroot/internal/fsutil"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/rpmroot"
 )
 
 // ConfigInfo is what the builder needs to know of a config besides what
@@ -37,6 +38,8 @@ type ConfigInfo struct {
 	AllowRoot bool
 	// Env is added to the build's environment.
 	Env []string
+	// RPM is how the config builds RPMs (nil when it cannot).
+	RPM *rpmroot.Config
 }
 
 // Options configure a Builder.
@@ -166,6 +169,7 @@ func (b *Builder) interrupted(ctx context.Context, e *entry) {
 	e.b.Finished = time.Now().UTC()
 	e.b.Error = fmt.Sprintf("the daemon stopped while the build was %s", was)
 	e.b.Phases = append(e.b.Phases, Phase{State: StateInterrupted, At: e.b.Finished})
+	os.RemoveAll(b.rpmWorkDir(e.b.ID))
 	if b.opts.Manager != nil && (e.b.Workdir != "" || b.madeWorkdir(e.b)) {
 		err := b.opts.Manager.RemoveWorkdir(ctx, e.b.Request.Config, e.b.UniqueExt)
 		if err != nil && !errors.Is(err, lvm.ErrNotFound) {
@@ -317,7 +321,14 @@ func (b *Builder) Submit(req Request, owner int) (Build, error) {
 			return Build{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
 	}
-	if len(req.Command) == 0 && len(info.Build) == 0 {
+	if req.IsRPM() {
+		if info.RPM == nil {
+			return Build{}, fmt.Errorf("%w: config %s cannot build RPMs (no dnf, dnf5 or yum package manager)", ErrBadRequest, req.Config)
+		}
+		if err := checkRPMRequest(&req, owner); err != nil {
+			return Build{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+	} else if len(req.Command) == 0 && len(info.Build) == 0 {
 		return Build{}, fmt.Errorf("%w: config %s has no build command; give one", ErrBadRequest, req.Config)
 	}
 	if req.Source != "" {
@@ -326,6 +337,14 @@ func (b *Builder) Submit(req Request, owner int) (Build, error) {
 		}
 	}
 	uid, gid := buildUser(info, owner)
+	if req.IsRPM() {
+		// mock's build user: the caller's uid (root's builds: the
+		// config's chrootuid), the mock group's gid.
+		if owner == 0 && !info.AllowRoot {
+			uid = info.RPM.UID
+		}
+		gid = info.RPM.GID
+	}
 	rec := Build{ID: id, Request: req, State: StateQueued, Submitted: time.Now().UTC(), Owner: owner,
 		BuildUID: uid, BuildGID: gid, UniqueExt: ext}
 	rec.Phases = []Phase{{State: StateQueued, At: rec.Submitted}}

@@ -24,6 +24,7 @@ import (
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
+	"github.com/thinroot/thinroot/rpmroot"
 	"github.com/thinroot/thinroot/sandbox"
 )
 
@@ -37,6 +38,7 @@ var env = lvmtest.Env{
 
 func TestMain(m *testing.M) {
 	sandbox.Main()
+	rpmroot.BootstrapMain()
 	daemonHelper()
 	os.Exit(testguard.Main(m))
 }

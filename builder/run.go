@@ -14,6 +14,7 @@ import (
 
 	"github.com/thinroot/thinroot/internal/crashpoint"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/rpmroot"
 	"github.com/thinroot/thinroot/sandbox"
 )
 
@@ -52,7 +53,8 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 	// 1. Make sure the config is initialized: exactly one process in the
 	//    world bootstraps it; the others wait on the init lock.
 	if _, cs := m.State().Config(req.Config); cs == nil || cs.State != lvm.StateReady {
-		did, err := m.InitWatch(ctx, req.Config, e.log, func(phase string) {
+		cat := &rpmroot.Catcher{W: e.log}
+		did, err := m.InitWatch(ctx, req.Config, cat, func(phase string) {
 			switch phase {
 			case lvm.PhaseWaitingInit:
 				logf("waiting for the init lock: another process is bootstrapping %s", req.Config)
@@ -62,7 +64,10 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 				b.setState(e, StateBootstrapping, func(r *Build) { r.Bootstrapped = true })
 			}
 		})
-		if err != nil {
+		if err = cat.Err(err); err != nil {
+			if b.bootstrapFailed(ctx, e, err) {
+				return
+			}
 			fail(StateError, fmt.Errorf("init: %w", err))
 			return
 		}
@@ -86,7 +91,7 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		}
 	}
 	defer unhold()
-	w, err := m.CreateWorkdir(ctx, req.Config, req.Snapshot, ext)
+	w, err := m.CreateWorkdir(ctx, req.Config, b.snapshotFor(req), ext)
 	if err != nil {
 		fail(StateError, fmt.Errorf("create workdir: %w", err))
 		return
@@ -121,7 +126,12 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 	}
 	b.setState(e, StateBuilding, func(r *Build) { r.ResultDir = resultDir })
 	crashpoint.Hit("build:start")
-	code, err := b.execute(ctx, e, info, w.Mountpoint, resultDir)
+	var code int
+	if req.IsRPM() {
+		code, err = b.executeRPM(ctx, e, info, ext, resultDir)
+	} else {
+		code, err = b.execute(ctx, e, info, w.Mountpoint, resultDir)
+	}
 	crashpoint.Hit("build:finish")
 
 	// 4. Collect: the results are in place (bind-mounted); close the log
@@ -137,10 +147,10 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		// (137 for SIGKILL) was: the record, the tree and the CLI say 11.
 		timedOut := ExitTimedOut
 		b.setState(e, StateTimedOut, func(r *Build) {
-			r.Error = fmt.Sprintf("timed out after %v; its processes were killed (exit status %d)", time.Duration(req.Timeout), code)
+			r.Error = fmt.Sprintf("timed out after %v; its processes were killed (exit status %d)", rpmTimeout(req, info), code)
 			r.ExitCode = &timedOut
 		})
-		logf("build timed out after %v", time.Duration(req.Timeout))
+		logf("build timed out after %v", rpmTimeout(req, info))
 	case err != nil:
 		fail(StateError, err)
 	case code == 0:

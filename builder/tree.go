@@ -101,5 +101,19 @@ func StatusText(r Build) string {
 	if r.ResultDir != "" {
 		kv("result", r.ResultDir)
 	}
+	if r.RPM != nil {
+		if r.RPM.Package != "" {
+			kv("package", r.RPM.Package)
+		}
+		kv("builddep_hit", r.RPM.BuilddepHit)
+		kv("package_manager_runs", r.RPM.PackageManagerRuns)
+		for _, rd := range r.RPM.Rounds {
+			how := "miss"
+			if rd.Hit {
+				how = "hit"
+			}
+			kv("builddep_snapshot", fmt.Sprintf("%s %s (%s, %d BuildRequires)", rd.Snapshot, how, rd.Phase, rd.Requires))
+		}
+	}
 	return s.String()
 }

@@ -193,8 +193,9 @@ func TestSymlinksStayInside(t *testing.T) {
 
 // TestBuildIsolation: a build sees its own processes only, no other
 // workdir (not the bystander's file, not its mount), not the daemon's
-// socket, and none of the host's other mounts; with or without the
-// network.
+// socket, and none of the host's other mounts (its own are /, /proc,
+// /sys read-only as mock mounts it, /dev, /tmp and its binds); with or
+// without the network.
 func TestBuildIsolation(t *testing.T) {
 	r := faults.Record(t, "security", "a build sees no host process, other workdir or the socket", "file")
 	w, s := secureWorld(t)
@@ -229,7 +230,7 @@ echo end`, s.socket, filepath.Join(byRoot, "root", "kept"), w.StateDir, w.StateD
 		}
 		for _, l := range strings.Split(log, "\n") {
 			if mp, ok := strings.CutPrefix(l, "mountpoint="); ok {
-				own := mp == "/" || mp == "/tmp" || mp == "/builddir/results" || mp == "/builddir/source" ||
+				own := mp == "/" || mp == "/tmp" || mp == "/sys" || mp == "/builddir/results" || mp == "/builddir/source" ||
 					strings.HasPrefix(mp, "/proc") || strings.HasPrefix(mp, "/dev")
 				r.Check(own, "network %v: the build has a mount that is not its own: %s", network, mp)
 			}

@@ -7,9 +7,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/thinroot/thinroot/internal/mount"
 )
 
 // runInit is the sandbox's pid 1: set up the root, run the command as the
@@ -26,7 +30,11 @@ func runInit(spec Spec) int {
 			fatal("loopback: %v", err)
 		}
 	}
-	if err := enterRoot(spec.Root); err != nil {
+	if spec.Outside {
+		if err := detachUnder(spec); err != nil {
+			fatal("%v", err)
+		}
+	} else if err := enterRoot(spec.Root); err != nil {
 		fatal("%v", err)
 	}
 	dir := spec.Dir
@@ -44,10 +52,18 @@ func runInit(spec Spec) int {
 	cmd := exec.Command(argv0)
 	cmd.Args = spec.Argv
 	cmd.Env = append(append([]string{}, DefaultEnv...), spec.Env...)
+	if spec.Outside {
+		cmd.Env = append([]string{}, spec.Env...)
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+	if spec.Stdin || spec.Interactive {
+		cmd.Stdin = os.Stdin
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uint32(spec.UID), Gid: uint32(spec.GID), Groups: []uint32{}},
-		Setsid:     true,
+		// A build gets a session of its own; an interactive command stays
+		// in the caller's, whose terminal is its controlling terminal.
+		Setsid: !spec.Interactive,
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -58,8 +74,13 @@ func runInit(spec Spec) int {
 	main := cmd.Process.Pid
 	go func() {
 		for s := range sigs {
-			// Pass polite signals to the whole build session.
-			syscall.Kill(-main, s.(syscall.Signal))
+			// Pass polite signals to the whole build session (or, for an
+			// interactive command, which leads no group, to it).
+			if spec.Interactive {
+				syscall.Kill(main, s.(syscall.Signal))
+			} else {
+				syscall.Kill(-main, s.(syscall.Signal))
+			}
 		}
 	}()
 	// As pid 1 we inherit every orphan; reap them all, and remember the
@@ -146,8 +167,10 @@ func setupRoot(spec Spec) error {
 	root := spec.Root
 	// pivot_root needs the root to be a mount point of its own (a plain
 	// directory, in tests, is not).
-	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind %s on itself: %w", root, err)
+	if !spec.Outside {
+		if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s on itself: %w", root, err)
+		}
 	}
 	in := func(p string) string { return filepath.Join(root, p) }
 	mkdir := func(p string, mode os.FileMode) error {
@@ -162,14 +185,32 @@ func setupRoot(spec Spec) error {
 	if err := unix.Mount("proc", in("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount proc: %w", err)
 	}
+	// /sys read-only, as mock mounts it.
+	if err := mkdir(in("sys"), 0o555); err != nil {
+		return err
+	}
+	if err := unix.Mount("sysfs", in("sys"), "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /sys: %w", err)
+	}
 	if err := setupDev(in("dev")); err != nil {
 		return err
 	}
-	if err := mkdir(in("tmp"), 0o1777); err != nil {
-		return err
+	if !spec.Outside {
+		// The package manager's scriptlets keep what they write to /tmp;
+		// a build and a shell get a fresh one.
+		if err := mkdir(in("tmp"), 0o1777); err != nil {
+			return err
+		}
+		if err := unix.Mount("tmpfs", in("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+			return fmt.Errorf("mount /tmp: %w", err)
+		}
 	}
-	if err := unix.Mount("tmpfs", in("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
-		return fmt.Errorf("mount /tmp: %w", err)
+	if spec.HostResolver {
+		for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+			if err := bindHostFile(root, f); err != nil {
+				return err
+			}
+		}
 	}
 	for _, b := range spec.Binds {
 		t := in(b.Target)
@@ -200,6 +241,91 @@ func setupRoot(spec Spec) error {
 		}
 	}
 	return nil
+}
+
+// bindHostFile binds the host's file f read-only over the root's, making
+// an empty file there first when it has none. A root whose f is a
+// symbolic link keeps it: mounting there would follow the link on the host.
+func bindHostFile(root, f string) error {
+	if _, err := os.Stat(f); err != nil {
+		return nil // the host has none to give
+	}
+	t := filepath.Join(root, f)
+	if fi, err := os.Lstat(t); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return nil
+	} else if err != nil {
+		if err := os.MkdirAll(filepath.Dir(t), 0o755); err != nil {
+			return err
+		}
+		w, err := os.OpenFile(t, os.O_CREATE|os.O_WRONLY|unix.O_NOFOLLOW, 0o644)
+		if err != nil {
+			return fmt.Errorf("make %s in the root: %w", f, err)
+		}
+		w.Close()
+	}
+	if err := unix.Mount(f, t, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind the host's %s: %w", f, err)
+	}
+	if err := unix.Mount("", t, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("make %s read-only: %w", f, err)
+	}
+	return nil
+}
+
+// detachUnder detaches, from this namespace only, the host's mounts under
+// spec.DetachUnder that an Outside command does not need: everything but
+// the root, what is mounted under it, and the mounts holding a Keep path.
+func detachUnder(spec Spec) error {
+	if len(spec.DetachUnder) == 0 {
+		return nil
+	}
+	table, err := mount.Table()
+	if err != nil {
+		return err
+	}
+	root := filepath.Clean(spec.Root)
+	keep := append([]string{root}, spec.Keep...)
+	var drop []string
+	for _, e := range table {
+		mp := e.Mountpoint
+		if !underAny(mp, spec.DetachUnder) || within(mp, root) {
+			continue
+		}
+		needed := false
+		for _, k := range keep {
+			if within(k, mp) {
+				needed = true
+			}
+		}
+		if !needed {
+			drop = append(drop, mp)
+		}
+	}
+	// Deepest first; a parent's detach takes its children along, so a
+	// child already gone answers EINVAL.
+	sort.Slice(drop, func(i, j int) bool { return len(drop[i]) > len(drop[j]) })
+	for _, mp := range drop {
+		if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("detach %s: %w", mp, err)
+		}
+	}
+	return nil
+}
+
+// within tells whether p is dir or lies under it.
+func within(p, dir string) bool {
+	p, dir = filepath.Clean(p), filepath.Clean(dir)
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+// underAny tells whether p lies strictly under one of dirs.
+func underAny(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if d = filepath.Clean(d); p != d && within(p, d) {
+			return true
+		}
+	}
+	return false
 }
 
 // setupDev makes a minimal /dev on a tmpfs: the usual character devices,

@@ -2,6 +2,13 @@
 // and uts namespaces (and a new network namespace unless the build may use
 // the network), as an unprivileged user.
 //
+// It mounts what mock mounts in a buildroot: /proc, /sys read-only, a
+// minimal /dev with a private devpts, a tmpfs /tmp, and with the network
+// the host's /etc/resolv.conf and /etc/hosts (read-only binds). A command
+// may also run outside the root (Spec.Outside): a package manager that
+// works on the root with --installroot then finds the same /proc, /sys and
+// /dev in it, and they go away with its namespace too.
+//
 // The parent re-executes its own binary with a marker argument; that child
 // starts as pid 1 of the new pid namespace, builds the root's mounts (proc,
 // a minimal /dev, tmpfs /tmp, bind mounts) in its private mount namespace,
@@ -48,6 +55,33 @@ type Spec struct {
 	// network namespace with only a loopback interface.
 	Network bool   `json:"network"`
 	Binds   []Bind `json:"binds,omitempty"`
+	// HostResolver binds the host's /etc/resolv.conf and /etc/hosts
+	// read-only over the root's (mock does this when the network is
+	// allowed and use_host_resolv is set). A root whose file there is a
+	// symbolic link keeps its own.
+	HostResolver bool `json:"host_resolver,omitempty"`
+
+	// Outside runs Argv on the host's file system instead of inside Root,
+	// with Root's /proc, /sys and /dev set up as for a command inside: for
+	// a package manager that installs into Root with --installroot, whose
+	// scriptlets run chrooted there. Env is then the whole environment.
+	Outside bool `json:"outside,omitempty"`
+	// DetachUnder lists host directories under which the host's mounts
+	// are detached from an Outside command's namespace, except Root, the
+	// mounts under it and those holding a path of Keep. The namespace
+	// starts with a copy of every host mount; without this a long package
+	// manager run would keep other workdirs' file systems (and their
+	// volumes) alive after the host unmounted them.
+	DetachUnder []string `json:"detach_under,omitempty"`
+	Keep        []string `json:"keep,omitempty"`
+
+	// Stdin gives the command the caller's standard input (the sandbox
+	// otherwise reads /dev/null).
+	Stdin bool `json:"stdin,omitempty"`
+	// Interactive keeps the command in the caller's session and process
+	// group, so that a terminal on standard input stays its controlling
+	// terminal and job control works (an interactive shell). Implies Stdin.
+	Interactive bool `json:"interactive,omitempty"`
 }
 
 // DefaultEnv is the environment a build starts from.
@@ -85,6 +119,9 @@ func Command(ctx context.Context, spec Spec) (*exec.Cmd, error) {
 	cmd := exec.CommandContext(ctx, self, Marker, string(data))
 	cmd.Env = []string{}
 	cmd.Dir = "/"
+	if spec.Stdin || spec.Interactive {
+		cmd.Stdin = os.Stdin
+	}
 	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
 	if !spec.Network {
 		flags |= syscall.CLONE_NEWNET

@@ -37,6 +37,7 @@ var cmdBuild = &command{
 		fs.Bool("network", false, "let the build use the network (mock's --enable-network)")
 		fs.Var(&durationValue{allowZero: "no limit"}, "timeout", "stop the build after this long: 90s, 30m, 2h (0: no limit); it then exits 11")
 		fs.Bool("detach", false, "print the build id and return without waiting (then: thinroot logs -f, thinroot wait)")
+		rpmBuildFlags(fs)
 	},
 	run: runBuild,
 }
@@ -86,6 +87,9 @@ func runBuild(ctx context.Context, a *app, args []string) error {
 			return usageErr("--source %s: not a directory", src)
 		}
 		req.Source = abs
+	}
+	if err := rpmRequest(fl, &req); err != nil {
+		return err
 	}
 	req.Snapshot = getString(fl, "snapshot")
 	req.UniqueExt = getString(fl, "uniqueext")

@@ -68,6 +68,9 @@ type resolvedConfig struct {
 	BootstrapDir  string   `json:"bootstrap_dir,omitempty"`
 	Build         []string `json:"build"`
 	Network       bool     `json:"network"`
+	// RPMBuilds says how RPM builds run for a package-manager config:
+	// the package manager, the build user, the package cache.
+	RPMBuilds string `json:"rpm_builds,omitempty"`
 }
 
 func runConfigShow(ctx context.Context, a *app, args []string) error {
@@ -99,6 +102,9 @@ func runConfigShow(ctx context.Context, a *app, args []string) error {
 		MkfsCommand: v.MkfsCommand, MkfsArgs: nonNil(v.MkfsArgs), MountOptions: v.MountOptions, CheckSize: v.CheckSize,
 		Basedir: v.Basedir, UniqueExt: v.UniqueExt, Bootstrap: nonNil(v.Bootstrap), BootstrapDir: v.BootstrapDir,
 		Build: nonNil(b.Build), Network: b.Network}
+	if b.RPM != nil {
+		rc.RPMBuilds = fmt.Sprintf("%s, build user %s %d:%d, package cache %s", b.RPM.PM.Kind, b.RPM.User, b.RPM.UID, b.RPM.GID, b.RPM.PM.CacheDir)
+	}
 	if a.jsonOut() {
 		return writeJSON(a.stdout, rc)
 	}
@@ -126,6 +132,9 @@ func runConfigShow(ctx context.Context, a *app, args []string) error {
 	kv("bootstrap", fmt.Sprintf("%q", rc.Bootstrap))
 	kv("bootstrap_dir", dash(rc.BootstrapDir))
 	kv("build", fmt.Sprintf("%q", rc.Build))
+	if rc.RPMBuilds != "" {
+		kv("rpm_builds", rc.RPMBuilds)
+	}
 	kv("network", rc.Network)
 	return nil
 }

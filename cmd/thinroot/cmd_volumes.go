@@ -257,7 +257,10 @@ func runInit(ctx context.Context, a *app, args []string) error {
 	}
 	p := newProgress(a.stderr)
 	p.phase("preparing the pool (%s)", c.Pool)
-	did, err := m.InitWatch(ctx, c.Root, a.stderr, func(phase string) {
+	// The RPM bootstrap reports why it failed (the missing packages, the
+	// repository) through its output; the catcher keeps that for the exit.
+	cat := catchBootstrap(a.stderr)
+	did, err := m.InitWatch(ctx, c.Root, cat, func(phase string) {
 		switch phase {
 		case lvm.PhaseWaitingInit:
 			p.phase("waiting for the init lock (another process is bootstrapping %s)", c.Root)
@@ -267,6 +270,12 @@ func runInit(ctx context.Context, a *app, args []string) error {
 	})
 	if err != nil {
 		p.phase("failed after %s", fmtDuration(p.elapsed()))
+		if err := cat.Err(err); err != nil {
+			if code, ok := bootstrapExit(err); ok {
+				return &cliError{code: code, err: err, msg: fmt.Sprintf("the bootstrap of %s failed: %v", c.Root, err),
+					hint: "nothing was kept: fix the packages or repositories named and run init again"}
+			}
+		}
 		return initErr(c, err)
 	}
 	if did {

@@ -47,6 +47,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		cmdInit, cmdSnapshot, cmdRollbackTo, cmdListSnapshots, cmdRemoveSnapshot, cmdScrub,
+		cmdShell, cmdChroot, cmdInstall,
 		cmdWorkdirCreate, cmdWorkdirRemove, cmdWorkdirList,
 		cmdBuild, cmdBuilds, cmdLogs, cmdWait, cmdCancel,
 		cmdServe, cmdMount,

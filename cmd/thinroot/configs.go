@@ -350,17 +350,14 @@ func (a *app) fromSettings(cfg *mockcfg.Config, st mockcfg.Settings) (loadedConf
 		}
 		c.BootstrapDir = filepath.Dir(abs)
 	}
-	if len(c.Bootstrap) == 0 {
-		argv, err := builder.DnfBootstrap(cfg, st, filepath.Join(a.g.stateDir, "bootstrap"))
-		if err != nil && !errors.Is(err, builder.ErrNoBootstrap) {
-			return loadedConfig{}, fmt.Errorf("config %s: %w", st.Root, err)
-		}
-		c.Bootstrap = argv
+	rpm, err := a.rpmConfig(cfg, st, &c)
+	if err != nil {
+		return loadedConfig{}, err
 	}
 	if err := c.Normalize(); err != nil {
 		return loadedConfig{}, fmt.Errorf("config %s: %w", st.Root, err)
 	}
-	bi := builder.ConfigInfo{Root: st.Root, Build: st.Thinroot.Build, Network: st.Thinroot.Network}
+	bi := builder.ConfigInfo{Root: st.Root, Build: st.Thinroot.Build, Network: st.Thinroot.Network, RPM: rpm}
 	return loadedConfig{vol: c, build: bi, file: file}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvm2"
 	"github.com/thinroot/thinroot/mockcfg"
+	"github.com/thinroot/thinroot/pkgmgr"
 )
 
 // Environment variables thinroot reads. TestManPageCoversCLI checks that
@@ -42,6 +43,7 @@ type globals struct {
 	basedir   string
 	logLevel  string
 	logFormat string
+	cacheDir  string
 }
 
 // newGlobals takes the defaults from the environment, refusing a value
@@ -53,6 +55,7 @@ func newGlobals() (*globals, error) {
 		basedir:   envOr("THINROOT_BASEDIR", ""),
 		logLevel:  strings.ToLower(os.Getenv("THINROOT_LOG_LEVEL")),
 		logFormat: strings.ToLower(envOr("THINROOT_LOG_FORMAT", "text")),
+		cacheDir:  envOr("THINROOT_CACHE_DIR", pkgmgr.DefaultCacheRoot),
 	}
 	if g.logLevel == "warning" {
 		g.logLevel = "warn"
@@ -66,6 +69,9 @@ func newGlobals() (*globals, error) {
 	if g.basedir != "" && !strings.HasPrefix(g.basedir, "/") {
 		return g, usageErr("THINROOT_BASEDIR=%s: want an absolute path", g.basedir)
 	}
+	if !strings.HasPrefix(g.cacheDir, "/") {
+		return g, usageErr("THINROOT_CACHE_DIR=%s: want an absolute path", g.cacheDir)
+	}
 	return g, nil
 }
 
@@ -77,6 +83,7 @@ func (g *globals) register(fs *pflag.FlagSet) {
 	fs.Var(&absPath{&g.basedir}, "basedir", "mock's basedir, overriding the configs': mount points, snapinfo records, lock files [$THINROOT_BASEDIR]")
 	fs.Var(&enumValue{&g.logLevel, logLevels}, "log-level", "log level: debug, info, warn or error (default: info for serve and mount, warn for the others) [$THINROOT_LOG_LEVEL]")
 	fs.Var(&enumValue{&g.logFormat, logFormats}, "log-format", "log format on standard error: text or json [$THINROOT_LOG_FORMAT]")
+	fs.Var(&absPath{&g.cacheDir}, "cache-dir", "thinroot's cache: the package manager's downloads, per config [$THINROOT_CACHE_DIR]")
 }
 
 // globalFlagNames lists the global flags, for help.

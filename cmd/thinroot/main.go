@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/thinroot/thinroot/internal/fusesrv"
+	"github.com/thinroot/thinroot/rpmroot"
 	"github.com/thinroot/thinroot/sandbox"
 )
 
@@ -27,6 +28,7 @@ func main() {
 	// that must happen before anything else.
 	sandbox.Main()
 	fusesrv.WatchdogMain()
+	rpmroot.BootstrapMain()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -1,0 +1,134 @@
+package pkgmgr
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/thinroot/thinroot/internal/rpmdist"
+	"github.com/thinroot/thinroot/internal/testguard"
+	"github.com/thinroot/thinroot/mockcfg"
+)
+
+// testdist loads the test distribution's mock config with a cache in a
+// temporary directory.
+func testdist(t *testing.T) (*rpmdist.Dist, *Spec) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: installs into a root with the host's dnf in the sandbox's namespaces (CI runs as root)")
+	}
+	ctx := testguard.Context(t)
+	d, err := rpmdist.Ensure(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := d.WriteMockConfig(dir, "testdist-x86_64"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := (&mockcfg.Loader{ConfigDir: dir, Home: t.TempDir()}).Load("testdist-x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := cfg.Thinroot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := FromConfig(cfg, st, filepath.Join(t.TempDir(), "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, s
+}
+
+// The host's dnf installs @buildsys-build into an empty root in the
+// sandbox's namespaces: the host's rpm lists the root's packages from
+// <root>/var/lib/rpm, the cache is the config's, nothing is left mounted
+// or written into the root for the host's cache path; an install of a
+// package nobody has fails with its name.
+func TestInstallIntoRoot(t *testing.T) {
+	_, s := testdist(t)
+	ctx := testguard.Context(t)
+	root := filepath.Join(t.TempDir(), "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	if err := s.Run(ctx, root, RunOptions{Out: &log}, s.SetupCmd...); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "Executing command: ['/usr/bin/dnf-3', '--installroot'") || !strings.Contains(log.String(), "Complete!") {
+		t.Errorf("the log lacks the command or dnf's output:\n%s", log.String())
+	}
+	if _, err := os.Stat(filepath.Join(root, "var", "lib", "rpm", "rpmdb.sqlite")); err != nil {
+		t.Errorf("no rpm database in /var/lib/rpm: %v", err)
+	}
+	list, err := InstalledPackages(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(list), "\nbash-") && !strings.HasPrefix(string(list), "bash-") {
+		t.Errorf("installed packages lack bash:\n%s", list)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(list)), "\n") {
+		if f := strings.Fields(l); len(f) != 4 || f[3] != "installed" {
+			t.Fatalf("not mock's installed_pkgs.log format: %q", l)
+		}
+	}
+	if ms := testguard.Mounted(root); len(ms) != 0 {
+		t.Errorf("left mounted: %v", ms)
+	}
+	if _, err := os.Stat(filepath.Join(root, s.Cache().Dir)); err == nil {
+		t.Errorf("the host's cache path was left in the root")
+	}
+	if ents, _ := os.ReadDir(s.Cache().Dir); len(ents) == 0 {
+		t.Errorf("nothing in the config's cache %s", s.Cache().Dir)
+	}
+
+	log.Reset()
+	err = s.Run(ctx, root, RunOptions{Out: &log}, "install", "no-such-package")
+	var pe *Error
+	if !errors.As(err, &pe) || len(pe.Missing) != 1 || pe.Missing[0] != "no-such-package" {
+		t.Fatalf("install of a missing package: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(err.Error(), "no-such-package") {
+		t.Errorf("the error does not name the package: %v", err)
+	}
+}
+
+// A repository that cannot be read is named in the error.
+func TestRepoFailure(t *testing.T) {
+	_, s := testdist(t)
+	ctx := testguard.Context(t)
+	s.Conf = strings.Replace(s.Conf, "baseurl=file://", "baseurl=file:///nonexistent", 1)
+	root := t.TempDir()
+	var log bytes.Buffer
+	err := s.Run(ctx, root, RunOptions{Out: &log}, "install", "bash")
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Repo != "testdist" {
+		t.Fatalf("unreadable repository: %v\n%s", err, log.String())
+	}
+}
+
+// Header reads a source package's BuildRequires and tells dynamic ones.
+func TestReadHeader(t *testing.T) {
+	d, _ := testdist(t)
+	ctx := testguard.Context(t)
+	h, err := ReadHeader(ctx, d.SRPM(rpmdist.SRPMTiny))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.NVR() != "thinroot-test-tiny-1.0-1" || !h.Source || h.Dynamic || len(h.Requires) != 1 || h.Requires[0] != "thinroot-test-dep" {
+		t.Fatalf("tiny: %+v", h)
+	}
+	h, err = ReadHeader(ctx, d.SRPM(rpmdist.SRPMDynBR))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.Dynamic || len(h.Requires) != 0 {
+		t.Fatalf("dynbr: %+v", h)
+	}
+}
