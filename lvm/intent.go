@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/thinroot/thinroot/internal/fsutil"
+	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/mount"
 )
 
@@ -47,7 +48,7 @@ type intent struct {
 	Started    time.Time `json:"started"`
 
 	path string
-	lock *HeldLock
+	lock *lock.Held
 }
 
 // recordChange is one record an operation changes; nil means no file.
@@ -105,10 +106,10 @@ func (m *Manager) begin(in *intent) error {
 		if f, err = os.CreateTemp(dir, tempPrefix+in.Op+"-*"); err != nil {
 			return fmt.Errorf("record intent: %w", err)
 		}
-		if err := setOFD(f, unix.F_OFD_SETLK, unix.F_WRLCK); err != nil {
+		if ok, err := lock.TryLockOpen(f); !ok {
 			f.Close()
 			os.Remove(f.Name())
-			return fmt.Errorf("lock intent: %w", err)
+			return fmt.Errorf("lock intent: %v", err)
 		}
 		// Between its creation and our lock the file was nobody's, and a
 		// recovery may have swept it as abandoned: start over then.
@@ -119,7 +120,7 @@ func (m *Manager) begin(in *intent) error {
 		}
 		break
 	}
-	in.lock = &HeldLock{f: f, path: f.Name()}
+	in.lock = lock.Adopt(f)
 	in.path = strings.TrimSuffix(filepath.Join(dir, strings.TrimPrefix(filepath.Base(f.Name()), ".new-")), ".json") + ".json"
 	if err := m.writeIntent(in); err != nil {
 		in.lock.Release()
@@ -143,7 +144,7 @@ func (m *Manager) writeIntent(in *intent) error {
 	if err != nil {
 		return err
 	}
-	f := in.lock.f
+	f := in.lock.File()
 	if err := f.Truncate(0); err != nil {
 		return err
 	}
@@ -183,7 +184,7 @@ func (m *Manager) intents() []intentOnDisk {
 			continue
 		}
 		p := filepath.Join(m.intentsDir(), e.Name())
-		_, held := LockHolder(p, true)
+		_, held := lock.HolderOf(p, true)
 		var in intent
 		if data, err := os.ReadFile(p); err == nil && json.Unmarshal(data, &in) == nil {
 			out = append(out, intentOnDisk{in, held})
@@ -207,7 +208,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	for _, c := range cfgs {
-		if l, lerr := TryLock(m.configLockPath(c.Root), true); lerr == nil && l != nil {
+		if l, lerr := lock.TryLock(m.configLockPath(c.Root), true); lerr == nil && l != nil {
 			sweepSnapinfoTemps(c)
 			l.Release()
 		}
@@ -231,7 +232,7 @@ func (m *Manager) recoverDead(ctx context.Context, root string, haveLock bool) e
 	for _, e := range ents {
 		p := filepath.Join(m.intentsDir(), e.Name())
 		if strings.HasPrefix(e.Name(), tempPrefix) {
-			if h, err := TryLock(p, true); err == nil && h != nil {
+			if h, err := lock.TryLock(p, true); err == nil && h != nil {
 				os.Remove(p)
 				h.Release()
 			}
@@ -240,7 +241,7 @@ func (m *Manager) recoverDead(ctx context.Context, root string, haveLock bool) e
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}
-		h, err := TryLock(p, true)
+		h, err := lock.TryLock(p, true)
 		if err != nil || h == nil {
 			continue // its writer is alive
 		}
@@ -264,7 +265,7 @@ func (m *Manager) recoverLocked(ctx context.Context, path, root string, haveLock
 			return nil
 		}
 		if !haveLock {
-			cl, err := TryLock(m.configLockPath(in.Root), true)
+			cl, err := lock.TryLock(m.configLockPath(in.Root), true)
 			if err != nil {
 				return err
 			}

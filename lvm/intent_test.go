@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/thinroot/thinroot/internal/lock"
 )
 
 // An intent whose writer died before putting it in place (killed between
@@ -22,7 +24,7 @@ func TestRecoverSweepsAbandonedIntentTemporaries(t *testing.T) {
 	live := filepath.Join(dir, ".new-workdir-create-456")
 	os.WriteFile(dead, []byte(`{"op":"workdir-create"}`), 0o644)
 	os.WriteFile(live, nil, 0o644)
-	h, err := TryLock(live, true)
+	h, err := lock.TryLock(live, true)
 	if err != nil || h == nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/mount"
 )
 
@@ -383,7 +384,7 @@ func (m *Manager) heldBy(root, ext string) string {
 // goroutines and processes.
 // Once it holds the lock it finishes the config's operations that died
 // half way, so no operation starts on top of another's leftovers.
-func (m *Manager) lockConfig(ctx context.Context, c *Config) (*HeldLock, error) {
+func (m *Manager) lockConfig(ctx context.Context, c *Config) (*lock.Held, error) {
 	return m.lockConfigSync(ctx, c, true)
 }
 
@@ -392,12 +393,12 @@ func (m *Manager) lockConfig(ctx context.Context, c *Config) (*HeldLock, error) 
 // commands): it needs no fresh picture, since the backend itself refuses a
 // volume that exists and an origin that is gone, atomically, and a
 // workdir another process made shows as its mount.
-func (m *Manager) lockConfigCached(ctx context.Context, c *Config) (*HeldLock, error) {
+func (m *Manager) lockConfigCached(ctx context.Context, c *Config) (*lock.Held, error) {
 	return m.lockConfigSync(ctx, c, false)
 }
 
-func (m *Manager) lockConfigSync(ctx context.Context, c *Config, sync bool) (*HeldLock, error) {
-	l, err := Lock(ctx, m.configLockPath(c.Root), true, func(Holder) {
+func (m *Manager) lockConfigSync(ctx context.Context, c *Config, sync bool) (*lock.Held, error) {
+	l, err := lock.Lock(ctx, m.configLockPath(c.Root), true, func(lock.Holder) {
 		m.log.Info("waiting for another thinroot operation on the config", "config", c.Root)
 	})
 	if err != nil {
@@ -467,13 +468,13 @@ func (m *Manager) lockShared(ctx context.Context, c *Config) (func(), error) {
 	if err := os.MkdirAll(c.Basedir, 0o755); err != nil {
 		return nil, fmt.Errorf("basedir: %w", err)
 	}
-	init, err := Lock(ctx, c.InitLockPath(), false, func(h Holder) {
+	init, err := lock.Lock(ctx, c.InitLockPath(), false, func(h lock.Holder) {
 		m.log.Info("waiting for init lock", "config", c.Root, "holder_pid", h.PID)
 	})
 	if err != nil {
 		return nil, err
 	}
-	pool, err := Lock(ctx, c.PoolLockPath(), false, func(h Holder) {
+	pool, err := lock.Lock(ctx, c.PoolLockPath(), false, func(h lock.Holder) {
 		m.log.Info("waiting for pool lock", "config", c.Root, "holder_pid", h.PID)
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/thinroot/thinroot/internal/crashpoint"
+	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/mount"
 )
 
@@ -49,14 +50,14 @@ func (m *Manager) EnsurePool(ctx context.Context, root string) error {
 	if err := os.MkdirAll(c.Basedir, 0o755); err != nil {
 		return fmt.Errorf("basedir: %w", err)
 	}
-	own, err := Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "pool-"+c.Pool+".lock"), true, func(Holder) {
+	own, err := lock.Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "pool-"+c.Pool+".lock"), true, func(lock.Holder) {
 		m.log.Info("waiting for another process creating the pool", "pool", c.Pool)
 	})
 	if err != nil {
 		return err
 	}
 	defer own.Release()
-	mock, err := Lock(ctx, c.PoolLockPath(), true, func(h Holder) {
+	mock, err := lock.Lock(ctx, c.PoolLockPath(), true, func(h lock.Holder) {
 		m.log.Info("waiting for pool lock", "pool", c.Pool, "holder_pid", h.PID)
 	})
 	if err != nil {
@@ -100,7 +101,7 @@ func (m *Manager) CreatePool(ctx context.Context, key string, spec PoolSpec) err
 	if spec.WarnPercent >= spec.RefusePercent || spec.RefusePercent > 100 || spec.WarnPercent < 0 {
 		return fmt.Errorf("pool %s: thresholds warn %.0f%% and refuse %.0f%% must satisfy 0 <= warn < refuse <= 100", spec.Name, spec.WarnPercent, spec.RefusePercent)
 	}
-	own, err := Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "pool-"+spec.Name+".lock"), true, nil)
+	own, err := lock.Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "pool-"+spec.Name+".lock"), true, nil)
 	if err != nil {
 		return err
 	}
@@ -131,7 +132,7 @@ func (m *Manager) RemovePool(ctx context.Context, name string) error {
 			return notFound("pool", name)
 		}
 	}
-	own, err := Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "pool-"+name+".lock"), true, nil)
+	own, err := lock.Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "pool-"+name+".lock"), true, nil)
 	if err != nil {
 		return err
 	}
@@ -189,7 +190,7 @@ func (m *Manager) InitWatch(ctx context.Context, root string, out io.Writer, wat
 	if err := os.MkdirAll(c.Basedir, 0o755); err != nil {
 		return false, fmt.Errorf("basedir: %w", err)
 	}
-	initLock, err := Lock(ctx, c.InitLockPath(), true, func(h Holder) {
+	initLock, err := lock.Lock(ctx, c.InitLockPath(), true, func(h lock.Holder) {
 		m.log.Info("waiting for init lock: another process is bootstrapping the config", "config", root, "holder_pid", h.PID)
 		watch(PhaseWaitingInit)
 	})
@@ -388,7 +389,7 @@ func (m *Manager) needReady(c *Config) (*PoolReport, error) {
 
 // lockReady takes the config's lock, rescanning its pool, and returns the
 // report of the pool of an initialized config.
-func (m *Manager) lockReady(ctx context.Context, c *Config) (*HeldLock, *PoolReport, error) {
+func (m *Manager) lockReady(ctx context.Context, c *Config) (*lock.Held, *PoolReport, error) {
 	own, err := m.lockConfig(ctx, c)
 	if err != nil {
 		return nil, nil, err
@@ -731,7 +732,7 @@ func (m *Manager) Scrub(ctx context.Context, root string) error {
 	if err := os.MkdirAll(c.Basedir, 0o755); err != nil {
 		return err
 	}
-	poolLock, err := TryLock(c.PoolLockPath(), true)
+	poolLock, err := lock.TryLock(c.PoolLockPath(), true)
 	if err != nil {
 		return err
 	}
@@ -822,7 +823,7 @@ func (m *Manager) removeEmptyPool(ctx context.Context, be Backend, pool string) 
 			return false, nil
 		}
 	}
-	plock, err := Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "pool-"+pool+".lock"), true, nil)
+	plock, err := lock.Lock(ctx, filepath.Join(m.opts.StateDir, "locks", "pool-"+pool+".lock"), true, nil)
 	if err != nil {
 		return false, err
 	}

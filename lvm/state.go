@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/mount"
 )
 
@@ -196,7 +197,7 @@ func (m *Manager) finishConfig(cs *ConfigState, table []mount.Entry, initializin
 	case hasPostinit:
 		cs.State = StateReady
 	default:
-		if h, held := LockHolder(c.InitLockPath(), true); held && h.Exclusive {
+		if h, held := lock.HolderOf(c.InitLockPath(), true); held && h.Exclusive {
 			cs.State = StateInitializing
 			cs.StateDetail = "by another process"
 			if h.PID > 0 {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
@@ -117,7 +118,7 @@ func TestSweepsLeftovers(t *testing.T) {
 	os.WriteFile(filepath.Join(vols, "mock.r.orphan.json"), []byte("{}"), 0o644)
 	live := filepath.Join(vols, ".tmp-mock.r.live.img")
 	os.WriteFile(live, []byte("x"), 0o600)
-	h, err := lvm.TryLock(live, true)
+	h, err := lock.TryLock(live, true)
 	if err != nil || h == nil {
 		t.Fatal(err)
 	}

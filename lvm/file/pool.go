@@ -36,6 +36,7 @@ import (
 
 	"github.com/thinroot/thinroot/internal/crashpoint"
 	"github.com/thinroot/thinroot/internal/fsutil"
+	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
@@ -86,11 +87,11 @@ type poolRecord struct {
 
 // lockPool serializes pool creation, mounting and removal between
 // processes sharing the state directory.
-func (b *Backend) lockPool(ctx context.Context, pool string) (*lvm.HeldLock, error) {
+func (b *Backend) lockPool(ctx context.Context, pool string) (*lock.Held, error) {
 	if err := os.MkdirAll(b.poolsDir(), 0o755); err != nil {
 		return nil, err
 	}
-	return lvm.Lock(ctx, filepath.Join(b.poolsDir(), "."+pool+".lock"), true, func(lvm.Holder) {
+	return lock.Lock(ctx, filepath.Join(b.poolsDir(), "."+pool+".lock"), true, func(lock.Holder) {
 		b.log.Info("waiting for file pool lock", "pool", pool)
 	})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/thinroot/thinroot/internal/crashpoint"
 	"github.com/thinroot/thinroot/internal/fsutil"
+	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
@@ -83,7 +84,7 @@ func (b *Backend) listVolumes(pool string) ([]lvm.Volume, error) {
 			// A sidecar being written (fsutil.WriteFileAtomic) while its
 			// volume's temporary image is locked by its writer; with that
 			// lock free or the image gone, the writer died mid-write.
-			if _, held := lvm.LockHolder(b.tmpPath(pool, lv), true); !held {
+			if _, held := lock.HolderOf(b.tmpPath(pool, lv), true); !held {
 				os.Remove(filepath.Join(dir, n))
 			}
 			continue
@@ -152,7 +153,7 @@ func sidecarTemp(n string) (string, bool) {
 // free), and tells whether the path is free now. A live writer keeps it
 // locked, so this never races one.
 func (b *Backend) sweepTemp(path string) bool {
-	h, err := lvm.TryLock(path, true)
+	h, err := lock.TryLock(path, true)
 	if err != nil || h == nil {
 		return false
 	}
@@ -182,7 +183,7 @@ func (b *Backend) newTemp(pool, name string) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		ok, err := lvm.TryLockOpen(f)
+		ok, err := lock.TryLockOpen(f)
 		if err != nil || !ok {
 			f.Close()
 			continue
