@@ -21,18 +21,11 @@ import (
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/internal/procs"
 	"github.com/thinroot/thinroot/lvm"
-	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 	"github.com/thinroot/thinroot/sandbox"
 )
 
-var env = lvmtest.Env{
-	Name: "file",
-	Backends: func(stateDir string) map[string]lvm.Backend {
-		return map[string]lvm.Backend{file.Kind: file.New(stateDir, nil)}
-	},
-	Config: func(root, pool string) lvm.Config { return lvm.Config{Backend: file.Kind} },
-}
+var env = lvmtest.HostEnv()
 
 func TestMain(m *testing.M) {
 	sandbox.Main()
@@ -426,7 +419,7 @@ func daemonHelper() {
 	}
 	var job daemonJob
 	json.Unmarshal([]byte(spec), &job)
-	m, err := lvm.NewManager(lvm.Options{StateDir: job.StateDir, Backends: env.Backends(job.StateDir), Basedir: job.Basedir})
+	m, err := lvm.NewManager(env.ManagerOptions(job.StateDir, job.Basedir, nil))
 	if err == nil {
 		err = m.AddConfig(job.Config)
 	}

@@ -44,7 +44,7 @@ var badNames = []struct{ class, name string }{
 // Manager (with the reason), and through the API (400 with the reason),
 // and nothing changes.
 func TestBadNames(t *testing.T) {
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{})
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{})
 	w.Init(0)
 	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)

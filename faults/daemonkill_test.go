@@ -22,7 +22,7 @@ import (
 // same build again to success.
 func TestDaemonKilledDuringBuild(t *testing.T) {
 	r := faults.Record(t, "crash", "daemon killed at a random moment of a build", "file")
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{Exts: []string{"rb"}})
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{Exts: []string{"rb"}})
 	w.Init(0)
 	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)

@@ -25,7 +25,7 @@ import (
 // and every volume is as it was.
 func TestFUSEServerKilledWithShellInside(t *testing.T) {
 	r := faults.Record(t, "fuse-kill", "server killed with a shell inside the tree", "file")
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{Exts: []string{"inside"}})
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{Exts: []string{"inside"}})
 	w.Init(0)
 	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)
@@ -125,7 +125,7 @@ func (s *shell) close() {
 // workdir either exists and can be entered or left nothing behind, in
 // which case a new mkdir makes it.
 func TestFUSEServerKilledDuringMkdir(t *testing.T) {
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{Exts: []string{"flight"}})
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{Exts: []string{"flight"}})
 	w.Init(0)
 	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)

@@ -30,7 +30,7 @@ import (
 // again and every volume's filesystem is clean.
 func TestPoolFull(t *testing.T) {
 	r := faults.Record(t, "pool-full", "fill, refuse, recover", "file")
-	env := fileEnv
+	env := hostEnv
 	env.PoolSize, env.VolumeSize = 512<<20, 1<<30
 	w := faults.NewWorld(t, env, faults.WorldOptions{})
 	w.Init(0)

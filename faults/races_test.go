@@ -45,7 +45,7 @@ var (
 // a serial order of the round's operations gives (faults.Explain).
 func TestRaces(t *testing.T) {
 	r := faults.Record(t, "races", "CLI and two daemons on one config", "file")
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{Exts: []string{"e1", "e2"}})
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{Exts: []string{"e1", "e2"}})
 	dir := probe.PublicDir(t)
 	var daemons []*server
 	for _, name := range []string{"d1", "d2"} {
@@ -253,7 +253,7 @@ func build(sock, root, ext string) error {
 // workdir, and the build ends as it would have.
 func TestSecondDaemonDuringBuild(t *testing.T) {
 	r := faults.Record(t, "races", "second daemon starts during a build", "file")
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{})
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{})
 	w.Init(0)
 	dir := probe.PublicDir(t)
 	mnt1, mnt2 := filepath.Join(dir, "d1"), filepath.Join(dir, "d2")

@@ -23,7 +23,7 @@ const nobody = 65534
 // with a workdir, a snapshot and a finished build, so the tree has every
 // kind of node.
 func secureWorld(t *testing.T) (*faults.World, *server) {
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{})
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{})
 	w.Init(0)
 	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)
@@ -197,7 +197,7 @@ func TestSymlinksStayInside(t *testing.T) {
 func TestBuildIsolation(t *testing.T) {
 	r := faults.Record(t, "security", "a build sees no host process, other workdir or the socket", "file")
 	w, s := secureWorld(t)
-	byRoot := w.By.RootPath(faults.BystanderExt)
+	byRoot := w.By.ChrootDir(faults.BystanderExt)
 	sockName := filepath.Base(s.socket)
 	script := fmt.Sprintf(`echo procs=$(ls /proc | grep -c '^[0-9][0-9]*$')
 echo pid1=$(tr '\0' '\n' < /proc/1/cmdline | sed -n 2p)

@@ -15,7 +15,9 @@ import (
 
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 var bg = context.Background()
@@ -125,8 +127,8 @@ func (w *World) DiskPicture() (Picture, error) {
 	return DiskPicture(bg, w.backend(), []lvm.Config{w.Config, w.By}, w.Exts)
 }
 
-func (w *World) backend() lvm.Backend {
-	return w.Env.Backends(w.StateDir)[lvm.BackendKey(&w.Config)]
+func (w *World) backend() backend.Backend {
+	return w.Env.Backend(w.T, w.StateDir)
 }
 
 // CheckInvariants checks what must hold after any crash and restart:
@@ -157,7 +159,7 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 		var onDisk []string
 		if err == nil {
 			for _, v := range rep.Volumes {
-				if v.Thin && (lvm.IsOurs(w.Root, v.Name) || lvm.IsOurs(BystanderRoot, v.Name)) {
+				if v.Thin && (mock.IsOurs(w.Root, v.Name) || mock.IsOurs(BystanderRoot, v.Name)) {
 					onDisk = append(onDisk, v.Name)
 				}
 			}
@@ -196,7 +198,7 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 	_, bc := st.Config(BystanderRoot)
 	r.Check(bc != nil && bc.Workdir(BystanderExt) != nil && bc.Snapshot(BystanderSnap) != nil,
 		"the bystander lost its workdir or snapshot: %+v", bc)
-	got, err := os.ReadFile(filepath.Join(w.By.RootPath(BystanderExt), bystanderFile))
+	got, err := os.ReadFile(filepath.Join(w.By.ChrootDir(BystanderExt), bystanderFile))
 	r.Check(err == nil && string(got) == w.token, "the bystander's file reads %q (%v), want %q", got, err, w.token)
 
 	// Temporaries of atomic writes (records, sidecars, intents) that a
@@ -230,21 +232,27 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 	}
 }
 
-// checkSnapshotData activates a snapshot and checks its filesystem with
-// e2fsck -fn and that the bootstrapped root is in it.
-func (w *World) checkSnapshotData(be lvm.Backend, pool, lv string, r *Rec) {
+// checkSnapshotData activates a snapshot and checks that the bootstrapped
+// root is in it: on a block volume, a clean filesystem (e2fsck -fn) with
+// the root's /etc/issue (debugfs); on a directory volume, the file.
+func (w *World) checkSnapshotData(be backend.Backend, pool, lv string, r *Rec) {
 	v, err := be.Activate(bg, pool, lv)
 	if !r.Check(err == nil, "activate snapshot %s: %v", lv, err) {
 		return
 	}
 	defer func() {
-		if rel, ok := be.(lvm.Releaser); ok {
+		if rel, ok := be.(backend.Releaser); ok {
 			rel.Release(v)
 		}
 	}()
-	out, err := exec.Command("e2fsck", "-fn", v.Device).CombinedOutput()
+	if !be.Capabilities().Block {
+		issue, err := os.ReadFile(filepath.Join(v.Mount.Source, "etc", "issue"))
+		r.Check(err == nil && strings.Contains(string(issue), "busybox"), "snapshot %s has no bootstrapped root: %v %q", lv, err, issue)
+		return
+	}
+	out, err := exec.Command("e2fsck", "-fn", v.Mount.Source).CombinedOutput()
 	r.Check(err == nil, "snapshot %s: e2fsck -fn: %v\n%s", lv, err, out)
-	out, err = exec.Command("debugfs", "-R", "cat /etc/issue", v.Device).CombinedOutput()
+	out, err = exec.Command("debugfs", "-R", "cat /etc/issue", v.Mount.Source).CombinedOutput()
 	r.Check(err == nil && strings.Contains(string(out), "busybox"), "snapshot %s has no bootstrapped root: %v %q", lv, err, out)
 }
 

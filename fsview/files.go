@@ -168,9 +168,9 @@ func (f *statsFile) content(st *lvm.State) ([]byte, time.Time, bool) {
 		return nil, time.Time{}, false
 	}
 	if f.json {
-		return p.Stats.JSON(), p.Stats.Updated, true
+		return StatsJSON(p.Stats), p.Stats.Updated, true
 	}
-	return []byte(p.Stats.Text()), p.Stats.Updated, true
+	return []byte(StatsText(p.Stats)), p.Stats.Updated, true
 }
 
 // stateFile is a config's init state.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // readers run ls and cat of paths that never go away until stop is
@@ -119,7 +120,7 @@ func TestRaces(t *testing.T) {
 			n++
 		}
 	}
-	if n != 1 || countVolumes(t, f.StateDir, f.Pool, lvm.WorkdirLV(f.Root, "same")) != 1 {
+	if n != 1 || countVolumes(t, f.StateDir, f.Pool, mock.WorkdirVolume(f.Root, "same")) != 1 {
 		t.Fatalf("%d workdirs named same in the state, want 1", n)
 	}
 

@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // statsKeys are the figures DESIGN promises in both stats files.
@@ -119,7 +120,7 @@ func TestUserStory(t *testing.T) {
 	if got := m.names(m.snaps()); !reflect.DeepEqual(got, []string{"postinit", "s1"}) {
 		t.Fatalf("snapshots %v", got)
 	}
-	if info := keyValues(t, m.read(filepath.Join(m.snap("s1"), ".info"))); info["origin"] != lvm.WorkdirLV(f.Root, "w1") {
+	if info := keyValues(t, m.read(filepath.Join(m.snap("s1"), ".info"))); info["origin"] != mock.WorkdirVolume(f.Root, "w1") {
 		t.Fatalf(".info of s1: %v", info)
 	}
 
@@ -237,7 +238,7 @@ func errnoTable(t *testing.T, m *mounted, w1, w2 string) {
 func testPoolFull(t *testing.T) {
 	f := lvmtest.NewFixture(t, env)
 	// A pool that refuses new volumes at 10 %: a little data fills it.
-	if err := f.M.CreatePool(context.Background(), "file", lvm.PoolSpec{Name: f.Pool, Size: 2 << 30, WarnPercent: 5, RefusePercent: 10}); err != nil {
+	if err := f.M.CreatePool(context.Background(), env.Spec(), backend.PoolSpec{Name: f.Pool, Size: 2 << 30, WarnPercent: 5, RefusePercent: 10}); err != nil {
 		t.Fatal(err)
 	}
 	f.Init(0)

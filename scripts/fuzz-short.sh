@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-15s}
 targets="
-./lvm FuzzNames
-./lvm FuzzParseLV
+./lvm/mock FuzzNames
+./lvm/mock FuzzParseVolume
 ./fsview FuzzActionWrite
 ./builder FuzzSubmit
 ./mockcfg FuzzLoad

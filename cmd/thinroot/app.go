@@ -14,7 +14,6 @@ import (
 	"github.com/thinroot/thinroot/internal/size"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
-	"github.com/thinroot/thinroot/lvm/lvm2"
 	"github.com/thinroot/thinroot/mockcfg"
 )
 
@@ -105,29 +104,8 @@ func (a *app) managerFor(ctx context.Context, configs []lvm.Config, strict bool)
 	if a.mgr != nil {
 		return a.mgr, nil
 	}
-	backends := map[string]lvm.Backend{
-		file.Kind: file.New(a.g.stateDir, a.logger()),
-	}
-	// One lvm2 backend per volume group a config (or the command) names.
-	vgs := map[string]bool{}
-	for _, c := range configs {
-		if c.Backend == lvm2.Kind && c.VolumeGroup != "" {
-			vgs[c.VolumeGroup] = true
-		}
-	}
-	if f := a.flags.Lookup("volume-group"); f != nil && f.Value.String() != "" {
-		vgs[f.Value.String()] = true
-	}
-	for vg := range vgs {
-		be, err := lvm2.New(vg, lvm2.Options{Log: a.logger()})
-		if err != nil {
-			return nil, err
-		}
-		backends["lvm2:"+vg] = be
-	}
 	m, err := lvm.NewManager(lvm.Options{
 		StateDir:      a.g.stateDir,
-		Backends:      backends,
 		Basedir:       a.g.basedir,
 		WarnPercent:   a.g.warn,
 		RefusePercent: a.g.refuse,
@@ -186,7 +164,7 @@ func (a *app) configFromFlags(root string, bootstrap []string) (lvm.Config, erro
 	if backend == "" {
 		backend = file.Kind
 	}
-	c := lvm.Config{Root: root, Backend: backend, VolumeGroup: get("volume-group"), Pool: get("pool"), Filesystem: get("filesystem"),
+	c := lvm.Config{Root: root, Backend: backend, BackendOptions: backendOptions(get("volume-group")), Pool: get("pool"), Filesystem: get("filesystem"),
 		MkfsCommand: get("mkfs-command"), MountOptions: get("mount-options"), PoolDirectory: get("pool-dir"),
 		UniqueExt: get("uniqueext"), Basedir: a.g.basedir, CheckSize: true}
 	if c.Basedir == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 
 	"github.com/spf13/pflag"
 )
@@ -70,8 +71,8 @@ func runConfigShow(ctx context.Context, a *app, args []string) error {
 	kv("root", v.Root)
 	kv("backend", v.Backend)
 	kv("pool", v.Pool)
-	if v.VolumeGroup != "" {
-		kv("volume_group", v.VolumeGroup)
+	for _, k := range sortedKeys(v.BackendOptions) {
+		kv(k, v.BackendOptions[k])
 	}
 	kv("size", v.Size)
 	kv("filesystem", v.Filesystem)
@@ -85,4 +86,13 @@ func runConfigShow(ctx context.Context, a *app, args []string) error {
 	kv("build", fmt.Sprintf("%q", b.Build))
 	kv("network", b.Network)
 	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -9,8 +9,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/thinroot/thinroot/fsview"
 	"github.com/thinroot/thinroot/internal/size"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvm2"
 )
@@ -107,18 +109,19 @@ func runPoolCreate(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 	}
-	if be == lvm2.Kind {
-		if vg == "" {
-			return usageErr("an lvm2 pool needs --volume-group")
-		}
-		be = "lvm2:" + vg
+	if be == lvm2.Kind && vg == "" {
+		return usageErr("an lvm2 pool needs --volume-group")
+	}
+	bs, err := backend.SpecFor(be, backendOptions(vg))
+	if err != nil {
+		return err
 	}
 	m, err := a.manager(ctx)
 	if err != nil {
 		return err
 	}
-	spec := lvm.PoolSpec{Name: name, Size: n, MetadataSize: meta, Directory: dir, WarnPercent: a.g.warn, RefusePercent: a.g.refuse}
-	if err := m.CreatePool(ctx, be, spec); err != nil {
+	spec := backend.PoolSpec{Name: name, Size: n, MetadataSize: meta, Directory: dir, WarnPercent: a.g.warn, RefusePercent: a.g.refuse}
+	if err := m.CreatePool(ctx, bs, spec); err != nil {
 		return err
 	}
 	st := m.State().Pool(name)
@@ -165,10 +168,10 @@ func runPoolStats(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("pool %s: %w", name, lvm.ErrNotFound)
 	}
 	if j, _ := a.flags.GetBool("json"); j {
-		_, err = a.stdout.Write(p.Stats.JSON())
+		_, err = a.stdout.Write(fsview.StatsJSON(p.Stats))
 		return err
 	}
-	_, err = fmt.Fprint(a.stdout, p.Stats.Text())
+	_, err = fmt.Fprint(a.stdout, fsview.StatsText(p.Stats))
 	return err
 }
 

@@ -122,7 +122,7 @@ func (a *app) fromSettings(cfg *mockcfg.Config, st mockcfg.Settings) (loadedConf
 	file := cfg.File()
 	l := st.LVM
 	c := lvm.Config{
-		Root: st.Root, Backend: st.Thinroot.Backend, Pool: l.PoolName, VolumeGroup: l.VolumeGroup,
+		Root: st.Root, Backend: st.Thinroot.Backend, BackendOptions: backendOptions(l.VolumeGroup), Pool: l.PoolName,
 		Size: l.Size, PoolSize: st.Thinroot.PoolSize, PoolDirectory: st.Thinroot.PoolDir,
 		PoolMetadataSize: l.PoolMetadataSize, Filesystem: l.Filesystem, MkfsCommand: l.MkfsCommand,
 		MkfsArgs: l.MkfsArgs, MountOptions: l.MountOptions, CheckSize: l.CheckSize, UmountRoot: l.UmountRoot,

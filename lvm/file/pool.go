@@ -39,7 +39,8 @@ import (
 	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
-	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // Kind is the backend's name in configs and stats.
@@ -47,13 +48,23 @@ const Kind = "file"
 
 const poolRecordName = "thinroot-pool.json"
 
-// Backend implements lvm.Backend on reflink-capable filesystems.
+// Backend implements backend.Backend on reflink-capable filesystems.
 type Backend struct {
 	stateDir string
 	log      *slog.Logger
 }
 
-var _ lvm.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend  = (*Backend)(nil)
+	_ backend.Releaser = (*Backend)(nil)
+	_ backend.Sweeper  = (*Backend)(nil)
+)
+
+func init() {
+	backend.Register(backend.Kind{Name: Kind, Open: func(env backend.Env, _ map[string]string) (backend.Backend, error) {
+		return New(env.StateDir, env.Log), nil
+	}})
+}
 
 // New returns a backend keeping its pools under stateDir/pools.
 func New(stateDir string, log *slog.Logger) *Backend {
@@ -63,16 +74,23 @@ func New(stateDir string, log *slog.Logger) *Backend {
 	return &Backend{stateDir: stateDir, log: log}
 }
 
+// Kind implements backend.Backend.
 func (b *Backend) Kind() string { return Kind }
+
+// Capabilities implements backend.Backend: volumes are images on loop
+// devices, with a fixed virtual size.
+func (b *Backend) Capabilities() backend.Capabilities {
+	return backend.Capabilities{Block: true, FixedSize: true}
+}
 
 func (b *Backend) poolsDir() string             { return filepath.Join(b.stateDir, "pools") }
 func (b *Backend) imagePath(pool string) string { return filepath.Join(b.poolsDir(), pool+".img") }
 
-// poolRoot is the path through which the pool's files are reached: the
+// poolDir is the path through which the pool's files are reached: the
 // image's mount point or the symlink to a directory pool.
-func (b *Backend) poolRoot(pool string) string { return filepath.Join(b.poolsDir(), pool) }
+func (b *Backend) poolDir(pool string) string { return filepath.Join(b.poolsDir(), pool) }
 func (b *Backend) volumesDir(pool string) string {
-	return filepath.Join(b.poolRoot(pool), "volumes")
+	return filepath.Join(b.poolDir(pool), "volumes")
 }
 
 // poolRecord is thinroot-pool.json.
@@ -98,7 +116,7 @@ func (b *Backend) lockPool(ctx context.Context, pool string) (*lock.Held, error)
 
 // kindOf tells how a pool exists on disk: "image", "directory" or "".
 func (b *Backend) kindOf(pool string) string {
-	if fi, err := os.Lstat(b.poolRoot(pool)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+	if fi, err := os.Lstat(b.poolDir(pool)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		return "directory"
 	}
 	if _, err := os.Stat(b.imagePath(pool)); err == nil {
@@ -108,8 +126,8 @@ func (b *Backend) kindOf(pool string) string {
 }
 
 // CreatePool creates an image pool or adopts a directory.
-func (b *Backend) CreatePool(ctx context.Context, spec lvm.PoolSpec) error {
-	if err := lvm.ValidatePool(spec.Name); err != nil {
+func (b *Backend) CreatePool(ctx context.Context, spec backend.PoolSpec) error {
+	if err := mock.ValidatePool(spec.Name); err != nil {
 		return err
 	}
 	l, err := b.lockPool(ctx, spec.Name)
@@ -118,15 +136,15 @@ func (b *Backend) CreatePool(ctx context.Context, spec lvm.PoolSpec) error {
 	}
 	defer l.Release()
 	if b.kindOf(spec.Name) != "" {
-		return fmt.Errorf("file pool %s: %w", spec.Name, lvm.ErrExists)
+		return fmt.Errorf("file pool %s: %w", spec.Name, backend.ErrExists)
 	}
 	rec := poolRecord{Name: spec.Name, Created: time.Now().UTC(),
 		WarnPercent: spec.WarnPercent, RefusePercent: spec.RefusePercent}
 	if rec.WarnPercent == 0 {
-		rec.WarnPercent = lvm.DefaultWarnPercent
+		rec.WarnPercent = backend.DefaultWarnPercent
 	}
 	if rec.RefusePercent == 0 {
-		rec.RefusePercent = lvm.DefaultRefusePercent
+		rec.RefusePercent = backend.DefaultRefusePercent
 	}
 	if spec.Directory != "" {
 		return b.adoptDirectory(spec, rec)
@@ -134,7 +152,7 @@ func (b *Backend) CreatePool(ctx context.Context, spec lvm.PoolSpec) error {
 	return b.createImage(ctx, spec, rec)
 }
 
-func (b *Backend) adoptDirectory(spec lvm.PoolSpec, rec poolRecord) error {
+func (b *Backend) adoptDirectory(spec backend.PoolSpec, rec poolRecord) error {
 	dir, err := filepath.Abs(spec.Directory)
 	if err != nil {
 		return err
@@ -157,12 +175,12 @@ func (b *Backend) adoptDirectory(spec lvm.PoolSpec, rec poolRecord) error {
 		return err
 	}
 	// Publish by renaming a symlink into place.
-	tmp := b.poolRoot(spec.Name) + ".tmp-link"
+	tmp := b.poolDir(spec.Name) + ".tmp-link"
 	os.Remove(tmp)
 	if err := os.Symlink(dir, tmp); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, b.poolRoot(spec.Name)); err != nil {
+	if err := os.Rename(tmp, b.poolDir(spec.Name)); err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -170,7 +188,7 @@ func (b *Backend) adoptDirectory(spec lvm.PoolSpec, rec poolRecord) error {
 	return fsutil.SyncDir(b.poolsDir())
 }
 
-func (b *Backend) createImage(ctx context.Context, spec lvm.PoolSpec, rec poolRecord) error {
+func (b *Backend) createImage(ctx context.Context, spec backend.PoolSpec, rec poolRecord) error {
 	if spec.Size < 320<<20 {
 		return fmt.Errorf("file pool %s: size %d bytes is too small: an XFS pool image needs at least 320 MiB", spec.Name, spec.Size)
 	}
@@ -199,15 +217,15 @@ func (b *Backend) createImage(ctx context.Context, spec lvm.PoolSpec, rec poolRe
 		return err
 	}
 	rec.Kind = "image"
-	crashpoint.Hit("pool-create:image")
+	crashpoint.Hit("pool-create:after-image")
 	if err := b.mountImage(spec.Name); err != nil {
 		return err
 	}
-	crashpoint.Hit("pool-create:mounted")
+	crashpoint.Hit("pool-create:after-mount")
 	if err := os.MkdirAll(b.volumesDir(spec.Name), 0o755); err != nil {
 		return err
 	}
-	if err := writeJSON(filepath.Join(b.poolRoot(spec.Name), poolRecordName), rec); err != nil {
+	if err := writeJSON(filepath.Join(b.poolDir(spec.Name), poolRecordName), rec); err != nil {
 		return err
 	}
 	b.log.Info("created file pool", "pool", spec.Name, "image", img, "size", spec.Size)
@@ -226,11 +244,11 @@ func labelFor(pool string) string {
 // mountImage attaches and mounts an image pool if it is not mounted yet
 // (after a reboot, or right after creation). Caller holds the pool lock.
 func (b *Backend) mountImage(pool string) error {
-	root := b.poolRoot(pool)
-	if ok, err := mount.IsMountpoint(root); err != nil || ok {
+	dir := b.poolDir(pool)
+	if ok, err := mount.IsMountpoint(dir); err != nil || ok {
 		return err
 	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	dev, err := loop.Attach(b.imagePath(pool), false)
@@ -238,7 +256,7 @@ func (b *Backend) mountImage(pool string) error {
 		return fmt.Errorf("file pool %s: %w", pool, err)
 	}
 	defer dev.Close()
-	if err := mount.Device(dev.Path, root, "xfs", "noatime"); err != nil {
+	if err := mount.Device(dev.Path, dir, "xfs", "noatime"); err != nil {
 		return fmt.Errorf("file pool %s: %w", pool, err)
 	}
 	return nil
@@ -248,9 +266,9 @@ func (b *Backend) mountImage(pool string) error {
 func (b *Backend) open(ctx context.Context, pool string) (*poolRecord, error) {
 	switch b.kindOf(pool) {
 	case "":
-		return nil, fmt.Errorf("file pool %s: %w", pool, lvm.ErrNotFound)
+		return nil, fmt.Errorf("file pool %s: %w", pool, backend.ErrNotFound)
 	case "image":
-		if ok, err := mount.IsMountpoint(b.poolRoot(pool)); err != nil {
+		if ok, err := mount.IsMountpoint(b.poolDir(pool)); err != nil {
 			return nil, err
 		} else if !ok {
 			l, err := b.lockPool(ctx, pool)
@@ -265,7 +283,7 @@ func (b *Backend) open(ctx context.Context, pool string) (*poolRecord, error) {
 		}
 	}
 	var rec poolRecord
-	err := readJSON(filepath.Join(b.poolRoot(pool), poolRecordName), &rec)
+	err := readJSON(filepath.Join(b.poolDir(pool), poolRecordName), &rec)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Another process is creating the pool (it holds the pool lock
 		// until its record is written): wait for it, then read again.
@@ -273,7 +291,7 @@ func (b *Backend) open(ctx context.Context, pool string) (*poolRecord, error) {
 		if lerr != nil {
 			return nil, lerr
 		}
-		err = readJSON(filepath.Join(b.poolRoot(pool), poolRecordName), &rec)
+		err = readJSON(filepath.Join(b.poolDir(pool), poolRecordName), &rec)
 		if errors.Is(err, fs.ErrNotExist) && b.kindOf(pool) == "image" {
 			// The lock is ours and there is still no record: its creator
 			// died half way. The pool was never published; undo it so the
@@ -292,21 +310,21 @@ func (b *Backend) open(ctx context.Context, pool string) (*poolRecord, error) {
 // record: unmount, delete the image. A pool that holds volumes is never
 // touched (its record was lost some other way). Caller holds the pool lock.
 func (b *Backend) undoHalfMade(pool string) error {
-	root := b.poolRoot(pool)
-	if ents, _ := os.ReadDir(filepath.Join(root, "volumes")); len(ents) > 0 {
+	dir := b.poolDir(pool)
+	if ents, _ := os.ReadDir(filepath.Join(dir, "volumes")); len(ents) > 0 {
 		return fmt.Errorf("file pool %s: %s is missing but the pool holds %d volume files; restore the record by hand",
 			pool, poolRecordName, len(ents))
 	}
 	b.log.Warn("removing a file pool whose creation was interrupted", "pool", pool)
-	if err := mount.Unmount(root, false); err != nil {
+	if err := mount.Unmount(dir, false); err != nil {
 		return fmt.Errorf("file pool %s: undo an interrupted creation: %w", pool, err)
 	}
-	os.Remove(root)
+	os.Remove(dir)
 	if err := os.Remove(b.imagePath(pool)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("file pool %s: undo an interrupted creation: %w", pool, err)
 	}
 	fsutil.SyncDir(b.poolsDir())
-	return fmt.Errorf("file pool %s: its creation was interrupted: %w", pool, lvm.ErrNotFound)
+	return fmt.Errorf("file pool %s: its creation was interrupted: %w", pool, backend.ErrNotFound)
 }
 
 // RemovePool removes an empty pool: unmount and delete the image, or forget
@@ -326,19 +344,19 @@ func (b *Backend) RemovePool(ctx context.Context, pool string) error {
 		return err
 	}
 	if len(vols) > 0 {
-		return fmt.Errorf("file pool %s has %d volumes: %w", pool, len(vols), lvm.ErrNotEmpty)
+		return fmt.Errorf("file pool %s has %d volumes: %w", pool, len(vols), backend.ErrNotEmpty)
 	}
-	root := b.poolRoot(pool)
+	dir := b.poolDir(pool)
 	if rec.Kind == "directory" {
-		os.Remove(filepath.Join(root, "volumes"))
-		os.Remove(filepath.Join(root, poolRecordName))
-		return os.Remove(root)
+		os.Remove(filepath.Join(dir, "volumes"))
+		os.Remove(filepath.Join(dir, poolRecordName))
+		return os.Remove(dir)
 	}
-	if err := mount.Unmount(root, false); err != nil {
+	if err := mount.Unmount(dir, false); err != nil {
 		return fmt.Errorf("file pool %s: %w", pool, err)
 	}
 	crashpoint.Hit("pool-remove:after-unmount")
-	os.Remove(root)
+	os.Remove(dir)
 	if err := os.Remove(b.imagePath(pool)); err != nil {
 		return err
 	}
@@ -376,13 +394,13 @@ func (b *Backend) Pools(ctx context.Context) ([]string, error) {
 }
 
 // Scan reports the pool's usage and its volumes.
-func (b *Backend) Scan(ctx context.Context, pool string) (*lvm.PoolReport, error) {
+func (b *Backend) Scan(ctx context.Context, pool string) (*backend.PoolReport, error) {
 	rec, err := b.open(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
 	var st unix.Statfs_t
-	if err := unix.Statfs(b.poolRoot(pool)+"/", &st); err != nil {
+	if err := unix.Statfs(b.poolDir(pool)+"/", &st); err != nil {
 		return nil, fmt.Errorf("file pool %s: statfs: %w", pool, err)
 	}
 	bs := int64(st.Bsize)
@@ -391,7 +409,7 @@ func (b *Backend) Scan(ctx context.Context, pool string) (*lvm.PoolReport, error
 	// Used counts what nobody can allocate any more, including the
 	// filesystem's own reserve, so 100 % means writes fail.
 	used := size - free
-	r := &lvm.PoolReport{
+	r := &backend.PoolReport{
 		Name: pool, Backend: Kind,
 		SizeBytes: size, UsedBytes: used,
 		MetadataLabel: "inodes",

@@ -16,6 +16,7 @@ import (
 
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // Run runs the whole suite against env's backend.
@@ -215,7 +216,7 @@ func testTwoProcessesInit(t *testing.T, env Env) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := f.helperCmd(helperJob{Op: "init", Config: f.Config}, "")
+			cmd := f.helperCmd(Job{Op: "init", Configs: []lvm.Config{f.Config}}, "")
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
@@ -431,14 +432,14 @@ func testFailedInit(t *testing.T, env Env) {
 // config (hidden or not) and no mount or loop device of ours leaked.
 func assertNoOwnVolumes(t *testing.T, f *Fixture, m *lvm.Manager, want int) {
 	t.Helper()
-	be := f.Env.Backends(f.StateDir)[lvm.BackendKey(&f.Config)]
+	be := f.Env.Backend(t, f.StateDir)
 	r, err := be.Scan(ctx, f.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ours []string
 	for _, v := range r.Volumes {
-		if lvm.IsOurs(f.Root, v.Name) {
+		if mock.IsOurs(f.Root, v.Name) {
 			ours = append(ours, v.Name)
 		}
 	}
@@ -456,7 +457,7 @@ func assertNoOwnVolumes(t *testing.T, f *Fixture, m *lvm.Manager, want int) {
 // SIGKILL at every step of init: after a restart nothing is published,
 // nothing leaks, and the next init succeeds.
 func testKilledInit(t *testing.T, env Env) {
-	points := []string{"init:before-base", "base-create:after", "bootstrap:before", "bootstrap:after", "postinit:before", "postinit:after"}
+	points := []string{"init:before-base", "init:after-base", "init:before-bootstrap", "init:after-bootstrap", "init:before-postinit", "init:after-postinit"}
 	for i, point := range points {
 		t.Run(point, func(t *testing.T) {
 			// Each point has its own pool and config: they run side by
@@ -466,7 +467,7 @@ func testKilledInit(t *testing.T, env Env) {
 			if err := f.M.EnsurePool(ctx, f.Root); err != nil {
 				t.Fatal(err)
 			}
-			out, err := f.helperCmd(helperJob{Op: "init"}, point).CombinedOutput()
+			out, err := f.helperCmd(Job{Op: "init"}, point).CombinedOutput()
 			if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
 				t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
 			}
@@ -494,7 +495,7 @@ func testKilledInit(t *testing.T, env Env) {
 		cfg := f.Config
 		cfg.Bootstrap = []string{"/bin/sh", "-c", `exec 3>"$ROOT/partial"; touch "$READY"; sleep ` + mark + `; true`}
 		cfg.BootstrapEnv = []string{"READY=" + ready}
-		cmd := f.helperCmd(helperJob{Op: "init", Config: cfg}, "")
+		cmd := f.helperCmd(Job{Op: "init", Configs: []lvm.Config{cfg}}, "")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -523,7 +524,7 @@ func testKilledWorkdirCreate(t *testing.T, env Env) {
 	Chroot(t, keep, "echo kept > /root/kept")
 	for _, point := range []string{"workdir-create:before-clone", "workdir-create:after-clone", "workdir-create:after-mount"} {
 		t.Run(point, func(t *testing.T) {
-			out, err := f.helperCmd(helperJob{Op: "workdir", Snapshot: lvm.PostInit, Ext: "victim"}, point).CombinedOutput()
+			out, err := f.helperCmd(Job{Op: "workdir-create", Snap: lvm.PostInit, Ext: "victim"}, point).CombinedOutput()
 			if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
 				t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
 			}
@@ -532,7 +533,7 @@ func testKilledWorkdirCreate(t *testing.T, env Env) {
 			if cs.Workdir("victim") != nil {
 				t.Fatalf("half-made workdir is listed after a kill at %s", point)
 			}
-			assertNoOwnVolumesExcept(t, f, []string{lvm.SnapshotLV(f.Root, lvm.PostInit), lvm.WorkdirLV(f.Root, "keep")})
+			assertNoOwnVolumesExcept(t, f, []string{mock.SnapshotVolume(f.Root, lvm.PostInit), mock.WorkdirVolume(f.Root, "keep")})
 			if got := Chroot(t, keep, "cat /root/kept"); got != "kept\n" {
 				t.Fatalf("existing workdir damaged: %q", got)
 			}
@@ -548,14 +549,14 @@ func testKilledWorkdirCreate(t *testing.T, env Env) {
 
 func assertNoOwnVolumesExcept(t *testing.T, f *Fixture, want []string) {
 	t.Helper()
-	be := f.Env.Backends(f.StateDir)[lvm.BackendKey(&f.Config)]
+	be := f.Env.Backend(t, f.StateDir)
 	r, err := be.Scan(ctx, f.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ours []string
 	for _, v := range r.Volumes {
-		if lvm.IsOurs(f.Root, v.Name) {
+		if mock.IsOurs(f.Root, v.Name) {
 			ours = append(ours, v.Name)
 		}
 	}
@@ -666,7 +667,7 @@ func testCurrent(t *testing.T, env Env) {
 func testDiscovered(t *testing.T, env Env) {
 	f := NewFixture(t, env)
 	f.Init(0)
-	m, err := lvm.NewManager(lvm.Options{StateDir: f.StateDir, Backends: f.Env.Backends(f.StateDir), Basedir: f.Basedir, Log: f.Log})
+	m, err := lvm.NewManager(f.Env.ManagerOptions(f.StateDir, f.Basedir, f.Log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -707,7 +708,7 @@ func testKilledRecords(t *testing.T, env Env) {
 		}
 		return cur
 	}
-	crash := func(job helperJob, point string) {
+	crash := func(job Job, point string) {
 		t.Helper()
 		out, err := f.helperCmd(job, point).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
@@ -715,11 +716,11 @@ func testKilledRecords(t *testing.T, env Env) {
 		}
 	}
 
-	crash(helperJob{Op: "snapshot", Ext: "w", Name: "new"}, "snapshot:after-record")
+	crash(Job{Op: "snapshot", Ext: "w", Name: "new"}, "snapshot:after-record")
 	if cur := current("w"); cur != "mid" {
 		t.Errorf("after a snapshot killed and rolled back, w's current snapshot is %q, want mid", cur)
 	}
-	crash(helperJob{Op: "workdir", Snapshot: "mid", Ext: "v"}, "workdir-create:after-record")
+	crash(Job{Op: "workdir-create", Snap: "mid", Ext: "v"}, "workdir-create:after-record")
 	if cur := current("v"); cur != lvm.PostInit {
 		t.Errorf("after a workdir creation killed and rolled back, v's current snapshot is %q, want postinit", cur)
 	}
@@ -730,7 +731,7 @@ func testKilledRecords(t *testing.T, env Env) {
 	if err := f.M.SetCurrent(ctx, f.Root, lvm.DefaultExt, "mid"); err != nil {
 		t.Fatal(err)
 	}
-	crash(helperJob{Op: "remove-snapshot", Snapshot: "mid"}, "snapshot-remove:after-records")
+	crash(Job{Op: "remove-snapshot", Snap: "mid"}, "snapshot-remove:after-records")
 	m := f.NewManager()
 	if cs := f.ConfigState(m, f.Root); cs.Snapshot("mid") != nil {
 		t.Errorf("a snapshot removal killed half way was not finished: %+v", cs.Snapshots)
@@ -766,7 +767,7 @@ func testKilledUnderRunning(t *testing.T, env Env) {
 	f := NewFixture(t, env)
 	f.Init(0)
 	for _, point := range []string{"workdir-create:after-clone", "workdir-create:after-mount"} {
-		out, err := f.helperCmd(helperJob{Op: "workdir", Snapshot: lvm.PostInit, Ext: "victim"}, point).CombinedOutput()
+		out, err := f.helperCmd(Job{Op: "workdir-create", Snap: lvm.PostInit, Ext: "victim"}, point).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
 			t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
 		}
@@ -796,7 +797,7 @@ func testKilledScrubLast(t *testing.T, env Env) {
 	f.Init(0)
 	f.Workdir("", "w")
 	point := "scrub:after-records"
-	out, err := f.helperCmd(helperJob{Op: "scrub"}, point).CombinedOutput()
+	out, err := f.helperCmd(Job{Op: "scrub"}, point).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
 		t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
 	}
@@ -804,7 +805,7 @@ func testKilledScrubLast(t *testing.T, env Env) {
 	if p := m.State().Pool(f.Pool); p != nil && p.Stats.SizeBytes != 0 {
 		t.Fatalf("after a scrub of the last config was killed and recovered, the pool is still there: %+v", p.Stats)
 	}
-	pools, err := f.Env.Backends(f.StateDir)[lvm.BackendKey(&f.Config)].Pools(ctx)
+	pools, err := f.Env.Backend(t, f.StateDir).Pools(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,18 @@
+package main
+
+import (
+	// The backends this binary offers: each registers itself by kind, and
+	// the Manager opens the one a config names.
+	_ "github.com/thinroot/thinroot/lvm/file"
+	"github.com/thinroot/thinroot/lvm/lvm2"
+)
+
+// backendOptions are the backend settings a config or the command line
+// gives: lvm2's volume group (lvm_root_opts.volume_group,
+// --volume-group). Backends of other kinds ignore them.
+func backendOptions(volumeGroup string) map[string]string {
+	if volumeGroup == "" {
+		return nil
+	}
+	return map[string]string{lvm2.OptionVolumeGroup: volumeGroup}
+}
