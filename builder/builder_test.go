@@ -477,6 +477,7 @@ func TestSecondDaemonLeavesRunningBuilds(t *testing.T) {
 // that workdir, which only the build knew of, is removed; the next build
 // of the same unique-ext works.
 func TestDaemonKilledAfterWorkdirMade(t *testing.T) {
+	lvmtest.RequireCrashPoints(t)
 	f := lvmtest.NewFixture(t, env)
 	f.Init(0)
 	spec, _ := json.Marshal(daemonJob{StateDir: f.StateDir, Basedir: f.Basedir, Config: f.Config})

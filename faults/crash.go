@@ -234,6 +234,7 @@ func Points() []string {
 
 // RunCrashMatrix runs the matrix on env's backend.
 func RunCrashMatrix(t *testing.T, env lvmtest.Env) {
+	lvmtest.RequireCrashPoints(t)
 	for _, op := range ops(t) {
 		t.Run(op.name, func(t *testing.T) { runCrashOp(t, env, op) })
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/thinroot/thinroot/faults"
 	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
 
 // TestFUSEServerKilledWithShellInside: SIGKILL to `thinroot mount` while a
@@ -24,7 +25,7 @@ import (
 // same mount point, the shell lives on and works once it cd's back in,
 // and every volume is as it was.
 func TestFUSEServerKilledWithShellInside(t *testing.T) {
-	r := faults.Record(t, "fuse-kill", "server killed with a shell inside the tree", "file")
+	r := faults.Record(t, "fuse-kill", "server killed with a shell inside the tree", hostEnv.Name)
 	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{Exts: []string{"inside"}})
 	w.Init(0)
 	mnt := filepath.Join(probe.PublicDir(t), "tree")
@@ -180,8 +181,9 @@ func TestFUSEServerKilledDuringMkdir(t *testing.T) {
 	for _, point := range []string{"workdir-create:before-clone", "workdir-create:after-clone",
 		"workdir-create:after-mount", "workdir-create:after-record"} {
 		t.Run(point, func(t *testing.T) {
+			lvmtest.RequireCrashPoints(t)
 			w.T, w.Fixture.T = t, t
-			r := faults.Record(t, "fuse-kill", "mkdir in flight, server killed @ "+point, "file")
+			r := faults.Record(t, "fuse-kill", "mkdir in flight, server killed @ "+point, hostEnv.Name)
 			for run := 0; run < faults.Runs() && !t.Failed(); run++ {
 				round(r, point, func(s *server, done <-chan struct{}) {
 					if !s.waitExit(30 * time.Second) {
@@ -194,7 +196,7 @@ func TestFUSEServerKilledDuringMkdir(t *testing.T) {
 	}
 	t.Run("random", func(t *testing.T) {
 		w.T, w.Fixture.T = t, t
-		r := faults.Record(t, "fuse-kill", "mkdir in flight, server killed at a random moment", "file")
+		r := faults.Record(t, "fuse-kill", "mkdir in flight, server killed at a random moment", hostEnv.Name)
 		rnd := rand.New(rand.NewSource(9))
 		for run := 0; run < 4*faults.Runs() && !t.Failed(); run++ {
 			delay := time.Duration(rnd.Intn(40)) * time.Millisecond

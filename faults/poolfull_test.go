@@ -29,7 +29,7 @@ import (
 // with the reason in the log; once the filler is removed everything works
 // again and every volume's filesystem is clean.
 func TestPoolFull(t *testing.T) {
-	r := faults.Record(t, "pool-full", "fill, refuse, recover", "file")
+	r := faults.Record(t, "pool-full", "fill, refuse, recover", hostEnv.Name)
 	env := hostEnv
 	env.PoolSize, env.VolumeSize = 512<<20, 1<<30
 	w := faults.NewWorld(t, env, faults.WorldOptions{})

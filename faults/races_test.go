@@ -44,7 +44,7 @@ var (
 // disk must agree, every invariant must hold, and the picture must be one
 // a serial order of the round's operations gives (faults.Explain).
 func TestRaces(t *testing.T) {
-	r := faults.Record(t, "races", "CLI and two daemons on one config", "file")
+	r := faults.Record(t, "races", "CLI and two daemons on one config", hostEnv.Name)
 	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{Exts: []string{"e1", "e2"}})
 	dir := probe.PublicDir(t)
 	var daemons []*server
@@ -252,7 +252,7 @@ func build(sock, root, ext string) error {
 // daemon's: the newcomer must neither mark it interrupted nor remove its
 // workdir, and the build ends as it would have.
 func TestSecondDaemonDuringBuild(t *testing.T) {
-	r := faults.Record(t, "races", "second daemon starts during a build", "file")
+	r := faults.Record(t, "races", "second daemon starts during a build", hostEnv.Name)
 	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{})
 	w.Init(0)
 	dir := probe.PublicDir(t)

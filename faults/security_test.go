@@ -45,7 +45,7 @@ func secureWorld(t *testing.T) (*faults.World, *server) {
 // them on purpose (it is 0660 root:group, so normally they cannot even
 // connect). A member of the group may do the same changes.
 func TestOutsidersChangeNothing(t *testing.T) {
-	r := faults.Record(t, "security", "outsiders read, change nothing (tree and socket)", "file")
+	r := faults.Record(t, "security", "outsiders read, change nothing (tree and socket)", hostEnv.Name)
 	w, s := secureWorld(t)
 	mnt := s.mnt
 	config, snaps := treePaths(mnt, w)
@@ -139,7 +139,7 @@ func firstBuild(t *testing.T, sock string) string {
 // a relative one resolves inside the tree, an absolute one is a workdir's
 // mounted root or a build's result directory, nothing else on the host.
 func TestSymlinksStayInside(t *testing.T) {
-	r := faults.Record(t, "security", "every symlink in the tree points inside thinroot's own paths", "file")
+	r := faults.Record(t, "security", "every symlink in the tree points inside thinroot's own paths", hostEnv.Name)
 	w, s := secureWorld(t)
 	st := w.NewManagerFor().State()
 	allowed := map[string]bool{}
@@ -195,7 +195,7 @@ func TestSymlinksStayInside(t *testing.T) {
 // socket, and none of the host's other mounts; with or without the
 // network.
 func TestBuildIsolation(t *testing.T) {
-	r := faults.Record(t, "security", "a build sees no host process, other workdir or the socket", "file")
+	r := faults.Record(t, "security", "a build sees no host process, other workdir or the socket", hostEnv.Name)
 	w, s := secureWorld(t)
 	byRoot := w.By.ChrootDir(faults.BystanderExt)
 	sockName := filepath.Base(s.socket)
@@ -246,7 +246,7 @@ echo end`, s.socket, filepath.Join(byRoot, "root", "kept"), w.StateDir, w.StateD
 // nothing thinroot writes in its state directory or the basedir is
 // writable by others (thinroot(1), FILES).
 func TestModes(t *testing.T) {
-	r := faults.Record(t, "security", "modes of the socket, the tree and the state files", "file")
+	r := faults.Record(t, "security", "modes of the socket, the tree and the state files", hostEnv.Name)
 	w, s := secureWorld(t)
 	var st syscall.Stat_t
 	r.Must(syscall.Stat(s.socket, &st) == nil, "stat socket")

@@ -10,7 +10,7 @@
 //	lvm/mock      mock's names, snapinfo records and paths
 //	lvm/journal   the crash journal: typed intents of running operations
 //	lvm/blockfs   mkfs and mount of block volumes
-//	lvm/file, lvm/lvm2   the backends
+//	lvm/file, lvm/lvm2   the backends; lvm/memory the one tests run without root
 //	lvm/lvmtest   the contract suite every backend passes (test support)
 //
 // lvm imports those (but no backend: backends register themselves, and

@@ -32,6 +32,9 @@ type Mounter interface {
 	Thaw(dir string)
 }
 
+// HostMounter is the host's Mounter, the Manager's default.
+func HostMounter() Mounter { return hostMounter{} }
+
 // hostMounter mounts with mount(2): block volumes with their filesystem
 // (blockfs), directory volumes with a bind mount.
 type hostMounter struct{}

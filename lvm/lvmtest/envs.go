@@ -4,13 +4,35 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"testing"
 
+	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvm2"
 	"github.com/thinroot/thinroot/lvm/lvm2/lvm2test"
+	"github.com/thinroot/thinroot/lvm/memory"
 )
 
 // The backends' envs, in one place for every package's tests.
+
+// Memory is the memory backend: the Manager, its journal and recovery as
+// an ordinary user, on volumes that are records and mounts that are
+// entries in a table. Its bootstrap writes one file where a real one would
+// make a root.
+func Memory() Env {
+	return Env{
+		Name:         memory.Kind,
+		Unprivileged: true,
+		Mounter:      func(stateDir string) lvm.Mounter { return memory.NewMounter(stateDir) },
+		Bootstrap:    []string{"/bin/sh", "-c", `mkdir -p "$ROOT/etc" && echo "thinroot busybox buildroot" > "$ROOT/etc/issue"`},
+		Fill: func(t testing.TB, stateDir, pool string, share float64) {
+			t.Helper()
+			if err := memory.Fill(stateDir, pool, share); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+}
 
 // File is the file backend: real XFS pool images, ext4 volumes on loop
 // devices. Root only.

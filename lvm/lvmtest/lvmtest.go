@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/crashpoint"
+	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/backend"
 )
@@ -247,6 +249,40 @@ func (f *Fixture) cleanup() {
 	}
 }
 
+// Mounted tells whether something is mounted at path, through the env's
+// mounter.
+func (f *Fixture) Mounted(path string) bool {
+	mounted, _ := f.mounter().Mounted()
+	return mounted(path)
+}
+
+// MountsUnder lists the mount points under dir, through the env's mounter.
+func (f *Fixture) MountsUnder(dir string) []string {
+	var all []string
+	if lister, ok := f.mounter().(interface{ Targets() []string }); ok {
+		all = lister.Targets()
+	} else {
+		table, _ := mount.Table()
+		for _, e := range table {
+			all = append(all, e.Mountpoint)
+		}
+	}
+	var out []string
+	for _, mp := range all {
+		if strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out
+}
+
+func (f *Fixture) mounter() lvm.Mounter {
+	if f.Env.Mounter != nil {
+		return f.Env.Mounter(f.StateDir)
+	}
+	return lvm.HostMounter()
+}
+
 // ConfigState returns the config's state from a fresh publication.
 func (f *Fixture) ConfigState(m *lvm.Manager, root string) *lvm.ConfigState {
 	_, cs := m.State().Config(root)
@@ -317,5 +353,14 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// RequireCrashPoints skips, saying why, when this test binary was built
+// without crash points (the build tag crashpoints; make test sets it).
+func RequireCrashPoints(t testing.TB) {
+	t.Helper()
+	if !crashpoint.Enabled {
+		t.Skip("needs crash points: build with -tags " + crashpoint.Tag + " (make test does)")
 	}
 }

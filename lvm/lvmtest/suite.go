@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/memory"
 	"github.com/thinroot/thinroot/lvm/mock"
 )
 
@@ -38,6 +38,7 @@ func Run(t *testing.T, env Env) {
 	t.Run("Scrub", func(t *testing.T) { testScrub(t, env) })
 	t.Run("CurrentAndRollback", func(t *testing.T) { testCurrent(t, env) })
 	t.Run("ConfigWithoutFile", func(t *testing.T) { testDiscovered(t, env) })
+	t.Run("KilledInsideTheBackend", func(t *testing.T) { testKilledInBackend(t, env) })
 }
 
 var ctx = context.Background()
@@ -61,21 +62,25 @@ func testLifecycle(t *testing.T, env Env) {
 	if want := filepath.Join(f.Basedir, f.Root+"-w1", "root"); w1 != want {
 		t.Fatalf("workdir mounted at %s, want mock's path %s", w1, want)
 	}
-	if got := Chroot(t, w1, "cat /etc/issue"); !strings.Contains(got, "thinroot busybox buildroot") {
-		t.Fatalf("workdir does not hold the bootstrapped root: %q", got)
+	if env.Real() {
+		if got := Chroot(t, w1, "cat /etc/issue"); !strings.Contains(got, "thinroot busybox buildroot") {
+			t.Fatalf("workdir does not hold the bootstrapped root: %q", got)
+		}
+		Chroot(t, w1, "echo one > /root/mark; sync")
 	}
-	Chroot(t, w1, "echo one > /root/mark; sync")
 	if err := f.M.Snapshot(ctx, f.Root, "w1", "s1"); err != nil {
 		t.Fatal(err)
 	}
-	// Writes after the snapshot stay in w1.
-	Chroot(t, w1, "echo two > /root/mark")
 	w2 := f.Workdir("s1", "w2")
-	if got := Chroot(t, w2, "cat /root/mark"); got != "one\n" {
-		t.Fatalf("w2 from s1 reads %q, want the state at snapshot time", got)
-	}
-	if got := Chroot(t, w1, "cat /root/mark"); got != "two\n" {
-		t.Fatalf("w1 reads %q after w2 was made", got)
+	if env.Real() {
+		// Writes after the snapshot stay in w1.
+		Chroot(t, w1, "echo two > /root/mark")
+		if got := Chroot(t, w2, "cat /root/mark"); got != "one\n" {
+			t.Fatalf("w2 from s1 reads %q, want the state at snapshot time", got)
+		}
+		if got := Chroot(t, w1, "cat /root/mark"); got != "two\n" {
+			t.Fatalf("w1 reads %q after w2 was made", got)
+		}
 	}
 	cs = f.ConfigState(f.M, f.Root)
 	if s := cs.Snapshot("s1"); s == nil || len(s.Workdirs) != 1 || s.Workdirs[0].Ext != "w2" {
@@ -88,7 +93,7 @@ func testLifecycle(t *testing.T, env Env) {
 		if err := f.M.RemoveWorkdir(ctx, f.Root, ext); err != nil {
 			t.Fatal(err)
 		}
-		if ok, _ := mount.IsMountpoint(filepath.Join(f.Basedir, f.Root+"-"+ext, "root")); ok {
+		if f.Mounted(filepath.Join(f.Basedir, f.Root+"-"+ext, "root")) {
 			t.Fatalf("%s still mounted after remove", ext)
 		}
 	}
@@ -108,6 +113,7 @@ func testLifecycle(t *testing.T, env Env) {
 // Ten workdirs of a 200 MB root (by default) each see the root, keep their writes
 // apart, and together cost little more pool space than the root alone.
 func testWorkdirsShareSpace(t *testing.T, env Env) {
+	requireReal(t, env)
 	f := NewFixture(t, env)
 	if err := f.M.EnsurePool(ctx, f.Root); err != nil {
 		t.Fatal(err)
@@ -207,8 +213,8 @@ func testRestart(t *testing.T, env Env) {
 func testTwoProcessesInit(t *testing.T, env Env) {
 	f := NewFixture(t, env)
 	counter := filepath.Join(t.TempDir(), "bootstraps")
-	f.Config.Bootstrap = []string{"/bin/sh", "-c", `echo $$ >> "$COUNTER"; sleep 1; exec /bin/sh "$SCRIPT"`}
-	f.Config.BootstrapEnv = []string{"COUNTER=" + counter, "SCRIPT=" + BootstrapScript(t)}
+	f.Config.Bootstrap = append([]string{"/bin/sh", "-c", `echo $$ >> "$COUNTER"; sleep 1; exec "$@"`, "sh"}, f.Config.Bootstrap...)
+	f.Config.BootstrapEnv = []string{"COUNTER=" + counter}
 	var wg sync.WaitGroup
 	outs := make([]string, 2)
 	errs := make([]error, 2)
@@ -308,6 +314,9 @@ func testErrors(t *testing.T, env Env) {
 		t.Errorf("remove held workdir: %v, want ErrBusy naming the holder", err)
 	}
 	f.M.Unhold(f.Root, "w2")
+	if !env.Real() {
+		return
+	}
 	root := filepath.Join(f.Basedir, f.Root+"-w2", "root")
 	sleeper := exec.Command("sleep", "30")
 	sleeper.Dir = root
@@ -320,7 +329,7 @@ func testErrors(t *testing.T, env Env) {
 	if !errors.Is(err, lvm.ErrBusy) {
 		t.Errorf("remove workdir in use: %v, want ErrBusy", err)
 	}
-	if ok, _ := mount.IsMountpoint(root); !ok {
+	if !f.Mounted(root) {
 		t.Errorf("a refused remove unmounted the workdir")
 	}
 	if err := f.M.RemoveWorkdir(ctx, f.Root, "w2"); err != nil {
@@ -342,7 +351,9 @@ func testPoolFull(t *testing.T, env Env) {
 	st, _ := f.M.Refresh(ctx)
 	p := st.Pool(f.Pool)
 	need := int64(float64(p.Stats.SizeBytes)*0.93) - p.Stats.UsedBytes
-	if need > 0 {
+	if env.Fill != nil {
+		env.Fill(t, f.StateDir, f.Pool, 0.93)
+	} else if need > 0 {
 		dd := exec.Command("dd", "if=/dev/urandom", "of="+filepath.Join(w, "fill"), "bs=1M",
 			"count="+strconv.FormatInt(need>>20, 10), "conv=fsync")
 		if out, err := dd.CombinedOutput(); err != nil {
@@ -370,8 +381,10 @@ func testPoolFull(t *testing.T, env Env) {
 		t.Fatalf("snapshot in a full pool: %v, want ErrPoolFull", err)
 	}
 	// Other workdirs stay readable.
-	if got := Chroot(t, w, "cat /etc/issue"); !strings.Contains(got, "busybox") {
-		t.Fatalf("filler unreadable: %q", got)
+	if env.Real() {
+		if got := Chroot(t, w, "cat /etc/issue"); !strings.Contains(got, "busybox") {
+			t.Fatalf("filler unreadable: %q", got)
+		}
 	}
 	// check_size = False: warn, go on.
 	lax := f.Config
@@ -385,6 +398,9 @@ func testPoolFull(t *testing.T, env Env) {
 	// Freeing space makes it work again.
 	if err := f.M.RemoveWorkdir(ctx, f.Root, "filler"); err != nil {
 		t.Fatal(err)
+	}
+	if env.Fill != nil {
+		env.Fill(t, f.StateDir, f.Pool, 0)
 	}
 	if err := f.M.AddConfig(f.Config); err != nil {
 		t.Fatal(err)
@@ -446,11 +462,8 @@ func assertNoOwnVolumes(t *testing.T, f *Fixture, m *lvm.Manager, want int) {
 	if len(ours) != want {
 		t.Fatalf("backend holds volumes %v, want %d", ours, want)
 	}
-	table, _ := mount.Table()
-	for _, e := range table {
-		if strings.HasPrefix(e.Mountpoint, f.Basedir+"/") {
-			t.Fatalf("leaked mount %s", e.Mountpoint)
-		}
+	if leaked := f.MountsUnder(f.Basedir); len(leaked) > 0 {
+		t.Fatalf("leaked mounts %v", leaked)
 	}
 }
 
@@ -460,6 +473,7 @@ func testKilledInit(t *testing.T, env Env) {
 	points := []string{"init:before-base", "init:after-base", "init:before-bootstrap", "init:after-bootstrap", "init:before-postinit", "init:after-postinit"}
 	for i, point := range points {
 		t.Run(point, func(t *testing.T) {
+			RequireCrashPoints(t)
 			// Each point has its own pool and config: they run side by
 			// side, which also puts recovery under concurrent load.
 			t.Parallel()
@@ -480,7 +494,9 @@ func testKilledInit(t *testing.T, env Env) {
 			f.M = m
 			f.Init(0)
 			w := f.Workdir("", "after")
-			Chroot(t, w, "true")
+			if env.Real() {
+				Chroot(t, w, "true")
+			}
 		})
 	}
 	// A kill from outside, in the middle of the bootstrap command, which
@@ -488,6 +504,7 @@ func testKilledInit(t *testing.T, env Env) {
 	// the killed process (they would keep the detached root and its
 	// device busy).
 	t.Run("external-kill-during-bootstrap", func(t *testing.T) {
+		requireReal(t, env) // the bootstrap's pid namespace needs root
 		t.Parallel()
 		f := NewFixtureRoot(t, env, "killed-init-external")
 		ready := filepath.Join(t.TempDir(), "started")
@@ -518,10 +535,13 @@ func testKilledInit(t *testing.T, env Env) {
 
 // SIGKILL at every step of workdir creation.
 func testKilledWorkdirCreate(t *testing.T, env Env) {
+	RequireCrashPoints(t)
 	f := NewFixture(t, env)
 	f.Init(0)
 	keep := f.Workdir("", "keep")
-	Chroot(t, keep, "echo kept > /root/kept")
+	if env.Real() {
+		Chroot(t, keep, "echo kept > /root/kept")
+	}
 	for _, point := range []string{"workdir-create:before-clone", "workdir-create:after-clone", "workdir-create:after-mount"} {
 		t.Run(point, func(t *testing.T) {
 			out, err := f.helperCmd(Job{Op: "workdir-create", Snap: lvm.PostInit, Ext: "victim"}, point).CombinedOutput()
@@ -534,12 +554,16 @@ func testKilledWorkdirCreate(t *testing.T, env Env) {
 				t.Fatalf("half-made workdir is listed after a kill at %s", point)
 			}
 			assertNoOwnVolumesExcept(t, f, []string{mock.SnapshotVolume(f.Root, lvm.PostInit), mock.WorkdirVolume(f.Root, "keep")})
-			if got := Chroot(t, keep, "cat /root/kept"); got != "kept\n" {
+			if !env.Real() {
+				// nothing to read in memory
+			} else if got := Chroot(t, keep, "cat /root/kept"); got != "kept\n" {
 				t.Fatalf("existing workdir damaged: %q", got)
 			}
 			f.M = m
 			w := f.Workdir("", "victim")
-			Chroot(t, w, "true")
+			if env.Real() {
+				Chroot(t, w, "true")
+			}
 			if err := m.RemoveWorkdir(ctx, f.Root, "victim"); err != nil {
 				t.Fatal(err)
 			}
@@ -565,10 +589,9 @@ func assertNoOwnVolumesExcept(t *testing.T, f *Fixture, want []string) {
 	if strings.Join(ours, ",") != strings.Join(want, ",") {
 		t.Fatalf("backend holds %v, want %v", ours, want)
 	}
-	table, _ := mount.Table()
-	for _, e := range table {
-		if strings.HasPrefix(e.Mountpoint, f.Basedir+"/") && !strings.HasSuffix(e.Mountpoint, "-keep/root") {
-			t.Fatalf("leaked mount %s", e.Mountpoint)
+	for _, mp := range f.MountsUnder(f.Basedir) {
+		if !strings.HasSuffix(mp, "-keep/root") {
+			t.Fatalf("leaked mount %s", mp)
 		}
 	}
 }
@@ -590,7 +613,7 @@ func testScrub(t *testing.T, env Env) {
 	if err := f.M.Scrub(ctx, f.Root); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := mount.IsMountpoint(w); ok {
+	if f.Mounted(w) {
 		t.Fatal("scrub left the workdir mounted")
 	}
 	st, _ := f.M.Refresh(ctx)
@@ -682,7 +705,9 @@ func testDiscovered(t *testing.T, env Env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Chroot(t, w.Mountpoint, "true")
+	if env.Real() {
+		Chroot(t, w.Mountpoint, "true")
+	}
 	if err := m.RemoveWorkdir(ctx, f.Root, "found"); err != nil {
 		t.Fatal(err)
 	}
@@ -694,6 +719,7 @@ func testDiscovered(t *testing.T, env Env) {
 // snapshot that is finished moves the record to postinit, never the one
 // without the other.
 func testKilledRecords(t *testing.T, env Env) {
+	RequireCrashPoints(t)
 	f := NewFixture(t, env)
 	f.Init(0)
 	f.Workdir("", "w")
@@ -764,6 +790,7 @@ func processesWithArgs(args ...string) []int {
 // the half-made workdir, finishes the dead operation (no intent, mount or
 // volume left), and can make that workdir itself.
 func testKilledUnderRunning(t *testing.T, env Env) {
+	RequireCrashPoints(t)
 	f := NewFixture(t, env)
 	f.Init(0)
 	for _, point := range []string{"workdir-create:after-clone", "workdir-create:after-mount"} {
@@ -783,7 +810,9 @@ func testKilledUnderRunning(t *testing.T, env Env) {
 		}
 		assertNoOwnVolumes(t, f, f.M, 1)
 		w := f.Workdir("", "victim")
-		Chroot(t, w, "true")
+		if env.Real() {
+			Chroot(t, w, "true")
+		}
 		if err := f.M.RemoveWorkdir(ctx, f.Root, "victim"); err != nil {
 			t.Fatal(err)
 		}
@@ -793,6 +822,7 @@ func testKilledUnderRunning(t *testing.T, env Env) {
 // Scrub of a pool's last config killed after its volumes and records are
 // gone: recovery finishes it, pool included, as the scrub would have.
 func testKilledScrubLast(t *testing.T, env Env) {
+	RequireCrashPoints(t)
 	f := NewFixture(t, env)
 	f.Init(0)
 	f.Workdir("", "w")
@@ -864,6 +894,7 @@ func testTwoManagers(t *testing.T, env Env) {
 // not write the filesystem out. postinit must hold the bootstrapped root
 // all the same.
 func testInitBesideNamespace(t *testing.T, env Env) {
+	requireReal(t, env)
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Fatalf("unshare (util-linux) is missing: %v", err)
 	}
@@ -898,4 +929,60 @@ func testInitBesideNamespace(t *testing.T, env Env) {
 	if got := Chroot(t, w, "cat /etc/issue"); !strings.Contains(got, "thinroot busybox buildroot") {
 		t.Fatalf("a workdir of postinit reads %q", got)
 	}
+}
+
+// requireReal skips a test of what only real volumes have: data, space,
+// mounts that something can keep busy, namespaces.
+func requireReal(t *testing.T, env Env) {
+	t.Helper()
+	if !env.Real() {
+		t.Skipf("the %s backend's volumes hold no data and nothing is mounted", env.Name)
+	}
+}
+
+// A process killed inside a backend or mount call, half way through an
+// operation: the next Manager finishes the operation the way its type
+// says and the config works on. The memory backend can be told to die
+// there (memory.KillEnv), so this runs without crash points compiled in.
+func testKilledInBackend(t *testing.T, env Env) {
+	if env.Name != memory.Kind {
+		t.Skip("only the memory backend dies inside its calls on request; real backends run the crash points")
+	}
+	f := NewFixture(t, env)
+	f.Init(0)
+	kill := func(job Job, at string) {
+		t.Helper()
+		cmd := f.helperCmd(job, "")
+		cmd.Env = append(cmd.Env, memory.KillEnv+"="+at)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "memory backend: killed") {
+			t.Fatalf("%s was not killed at %s: %v\n%s", job.Op, at, err, out)
+		}
+		f.M = f.NewManager()
+	}
+	for _, at := range []string{"after-snapshot", "after-mount"} {
+		kill(Job{Op: "workdir-create", Snap: lvm.PostInit, Ext: "victim"}, at)
+		if cs := f.ConfigState(f.M, f.Root); cs.Workdir("victim") != nil {
+			t.Fatalf("a workdir creation killed %s is listed after recovery", at)
+		}
+		assertNoOwnVolumes(t, f, f.M, 1)
+		f.Workdir("", "victim")
+		if err := f.M.RemoveWorkdir(ctx, f.Root, "victim"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Workdir("", "w")
+	kill(Job{Op: "workdir-remove", Ext: "w"}, "before-remove")
+	if cs := f.ConfigState(f.M, f.Root); cs.Workdir("w") != nil {
+		t.Fatal("a workdir removal killed before its volume went was not finished")
+	}
+	assertNoOwnVolumes(t, f, f.M, 1)
+	kill(Job{Op: "scrub"}, "after-remove")
+	if cs := f.ConfigState(f.M, f.Root); cs != nil && (len(cs.Snapshots) != 0 || cs.State != lvm.StateUninitialized) {
+		t.Fatalf("a scrub killed after its first removal was not finished: %+v", cs)
+	}
+	if p := f.M.State().Pool(f.Pool); p != nil && p.Stats.SizeBytes != 0 {
+		t.Fatalf("the scrub of the pool's last config, finished, left the pool: %+v", p.Stats)
+	}
+	f.Init(0)
 }
