@@ -2,7 +2,6 @@ package file
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,6 +20,7 @@ import (
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm/backend"
+	"github.com/thinroot/thinroot/lvm/imagepool"
 )
 
 // sidecar is <lv>.json beside <lv>.img.
@@ -45,21 +45,8 @@ func (b *Backend) tmpPath(pool, name string) string {
 	return filepath.Join(b.volumesDir(pool), ".tmp-"+name+".img")
 }
 
-func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFileAtomic(path, append(data, '\n'), 0o644)
-}
-
-func readJSON(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(data, v)
-}
+func writeJSON(path string, v any) error { return imagepool.WriteJSON(path, v) }
+func readJSON(path string, v any) error  { return imagepool.ReadJSON(path, v) }
 
 // listVolumes reads the volumes directory. Work in progress (temporary
 // images and sidecars) is not listed; Sweep removes what dead writers left.
@@ -422,19 +409,7 @@ func (b *Backend) Remove(ctx context.Context, pool, name string) error {
 
 // freeBytes is the pool filesystem's free space after a syncfs (which
 // also waits for XFS's deferred inode frees).
-func (b *Backend) freeBytes(pool string) int64 {
-	d, err := os.Open(b.poolDir(pool) + "/")
-	if err != nil {
-		return -1
-	}
-	defer d.Close()
-	unix.Syncfs(int(d.Fd()))
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(d.Fd()), &st); err != nil {
-		return -1
-	}
-	return int64(st.Bavail) * int64(st.Bsize)
-}
+func (b *Backend) freeBytes(pool string) int64 { return b.pools.FreeBytes(pool) }
 
 // CheckReflink tells whether dir's filesystem can clone files, with a
 // message that says what to do when it cannot.
