@@ -69,8 +69,6 @@ type app struct {
 	mgr    *lvm.Manager
 }
 
-func (a *app) close() {}
-
 func (a *app) logger() *slog.Logger {
 	if a.log != nil {
 		return a.log
@@ -135,12 +133,12 @@ func (a *app) managerFor(ctx context.Context, configs []lvm.Config, strict bool)
 // configFlags define a config on the command line (until a config file
 // names it): thinroot's equivalent of mock's config_opts for one root.
 func configFlags(fs *pflag.FlagSet) {
-	fs.String("backend", file.Kind, "backend of an ad hoc config: file or lvm2")
+	fs.String("backend", file.Kind, "backend of an ad hoc config: file, btrfs or lvm2")
 	fs.String("volume-group", "", "volume group of an lvm2 pool (lvm_root_opts.volume_group)")
 	fs.String("pool", lvm.DefaultPool, "thin pool name (lvm_root_opts.pool_name)")
 	fs.String("size", "8G", "virtual size of the config's volumes, and of a new pool (lvm_root_opts.size)")
 	fs.String("pool-size", "", "size of a new pool image, when different from --size")
-	fs.String("pool-dir", "", "use this directory (XFS with reflink, or btrfs) as the file pool")
+	fs.String("pool-dir", "", "use this directory as the pool (file: XFS with reflink or btrfs; btrfs: btrfs)")
 	fs.String("filesystem", lvm.DefaultFilesystem, "filesystem of the volumes (lvm_root_opts.filesystem)")
 	fs.String("mkfs-command", "", "mkfs command (default mkfs.FILESYSTEM)")
 	fs.StringArray("mkfs-arg", nil, "argument for mkfs, repeatable (lvm_root_opts.mkfs_args)")

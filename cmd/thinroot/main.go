@@ -127,7 +127,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	a := &app{g: g, stdout: stdout, stderr: stderr, flags: fs}
-	defer a.close()
 	err := cmd.run(ctx, a, fs.Args())
 	var ee exitError
 	switch {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -515,41 +514,6 @@ func (b *Backend) Extend(ctx context.Context, pool string, step int64) error {
 		return fmt.Errorf("extend %s: %w", b.lvPath(pool), err)
 	}
 	b.log.Info("extended thin pool", "pool", pool, "step", need, "vg_free_before", vg.Free)
-	return nil
-}
-
-// SetThresholds records new warn and refuse percentages on a thin pool
-// (its thinroot.* tags), replacing what was there. Two invocations (lvs,
-// lvchange).
-func (b *Backend) SetThresholds(ctx context.Context, pool string, warn, refuse float64) error {
-	if warn <= 0 || refuse <= 0 || warn > 100 || refuse > 100 {
-		return fmt.Errorf("thresholds of %s: warn %v%%, refuse %v%%: each must be in (0, 100]", b.lvPath(pool), warn, refuse)
-	}
-	lv, err := b.lv(ctx, pool)
-	if err != nil {
-		return fmt.Errorf("thresholds of %s: %w", b.lvPath(pool), err)
-	}
-	if !lv.Attr.IsThinPool() {
-		return fmt.Errorf("thresholds of %s: not a thin pool: %w", b.lvPath(pool), backend.ErrNotFound)
-	}
-	want := []string{tagWarn + formatPercent(warn), tagRefuse + formatPercent(refuse)}
-	var args []string
-	for _, t := range lv.Tags {
-		if (strings.HasPrefix(t, tagWarn) || strings.HasPrefix(t, tagRefuse)) && !slices.Contains(want, t) {
-			args = append(args, "--deltag", t)
-		}
-	}
-	for _, t := range want {
-		if !slices.Contains(lv.Tags, t) {
-			args = append(args, "--addtag", t)
-		}
-	}
-	if len(args) == 0 {
-		return nil
-	}
-	if _, err := b.run.Run(ctx, "lvchange", append(args, b.lvPath(pool))...); err != nil {
-		return fmt.Errorf("thresholds of %s: %w", b.lvPath(pool), err)
-	}
 	return nil
 }
 

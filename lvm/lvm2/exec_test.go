@@ -202,30 +202,6 @@ func TestOperationCommands(t *testing.T) {
 	}
 }
 
-func TestSetThresholds(t *testing.T) {
-	b, f := testBackend(t)
-	f.set("lvs", fixture(t, "lvs-vg.json"), "", 0)
-	if err := b.SetThresholds(t.Context(), "mockbuild", 80, 90); err != nil {
-		t.Fatal(err)
-	}
-	calls := f.calls()
-	if last := calls[len(calls)-1]; last != "lvchange --deltag thinroot.warn=75 --addtag thinroot.warn=80 thinroot_vm/mockbuild" {
-		t.Errorf("lvchange: %s", last)
-	}
-	before := b.Runner().Count("lvchange")
-	if err := b.SetThresholds(t.Context(), "mockbuild", 75, 90); err != nil || b.Runner().Count("lvchange") != before {
-		t.Errorf("SetThresholds to the recorded values: %v, lvchange ran", err)
-	}
-	for _, bad := range [][2]float64{{0, 90}, {75, 101}, {-1, -1}} {
-		if err := b.SetThresholds(t.Context(), "mockbuild", bad[0], bad[1]); err == nil {
-			t.Errorf("SetThresholds(%v) accepted", bad)
-		}
-	}
-	if err := b.SetThresholds(t.Context(), "foreign", 80, 90); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("SetThresholds on a plain LV: %v", err)
-	}
-}
-
 func TestExtend(t *testing.T) {
 	b, f := testBackend(t)
 	f.set("vgs", fixture(t, "vgs.json"), "", 0)

@@ -135,19 +135,6 @@ func TestVMLifecycle(t *testing.T) {
 	if r.SizeBytes != 256<<20 || r.WarnPercent != 70 || r.RefusePercent != 85 || r.Health != "" || len(r.Volumes) != 0 {
 		t.Errorf("new pool: %+v", r)
 	}
-	if err := b.SetThresholds(ctx, pool, 60, 85); err != nil {
-		t.Fatal(err)
-	}
-	if n := calls(b, func() {
-		if err := b.SetThresholds(ctx, pool, 60, 85); err != nil {
-			t.Fatal(err)
-		}
-	}); n != 1 {
-		t.Errorf("SetThresholds to what is recorded: %d lvm2 commands, want 1 (lvs)", n)
-	}
-	if r, err := b.Scan(ctx, pool); err != nil || r.WarnPercent != 60 || r.RefusePercent != 85 {
-		t.Errorf("after SetThresholds: %+v, %v", r, err)
-	}
 	out := lvm2test.LVM(t, "lvs", "--noheadings", "-o", "lv_when_full", b.VG()+"/"+pool)
 	if strings.TrimSpace(out) != "error" {
 		t.Errorf("pool when_full %q, want error", out)
