@@ -36,6 +36,9 @@ func init() {
 	})
 }
 
+// runServe starts the daemon. It is long because start-up is one
+// sequence, each step needing the one before (mount point, configs,
+// Manager, reconcile, builder, API, tree) and undone in reverse at the end.
 func runServe(ctx context.Context, a *app, args []string) error {
 	if len(args) != 0 {
 		return usageErr("serve takes no arguments")
