@@ -19,7 +19,7 @@ MANPAGES  := man/thinroot.1 man/thinroot-tree.5 man/thinroot.conf.5
 # test target below sets it, so CI runs every crash test.
 TEST_TAGS := crashpoints
 
-.PHONY: all build bench test test-unit test-vm check lint deps demo demo-clean clean man install install-check \
+.PHONY: all build bench test test-btrfs test-unit test-vm check lint deps demo demo-clean clean man install install-check \
 	faults faults-vm fuzz-short fuzz-long reliability
 
 all: build
@@ -40,6 +40,12 @@ test-unit:
 # devices, mounts and chroots (as a normal user those tests skip, saying why).
 test:
 	$(GO) test -count=1 -tags $(TEST_TAGS) -timeout 25m ./...
+	$(MAKE) --no-print-directory test-btrfs
+
+# The tree's, the builder's and the fault suite's tests again on the btrfs
+# backend (the lvm/btrfs package runs the contract suite in make test).
+test-btrfs:
+	THINROOT_TEST_BACKEND=btrfs $(GO) test -count=1 -tags $(TEST_TAGS) -timeout 25m ./fsview ./builder ./faults
 
 # The lvm2 backend on real dm-thin: this host has no device-mapper, so the
 # tests run in a qemu VM booting a stock Debian kernel (testdata/vm/README.md).

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,24 +46,33 @@ func Runs() int {
 // command runs (the process is not at any point of its own code).
 const External = "init:during-bootstrap"
 
-// backendPoints are points inside one backend's own code; the matrix runs
-// them on that backend only (elsewhere the process never passes them).
-var backendPoints = map[string]string{
-	"pool-create:after-image":   "file",
-	"pool-create:after-mount":   "file",
-	"pool-remove:after-unmount": "file",
-	"snapshot:while-frozen":     "file",
+// backendPoints are points that only some backends pass: inside a
+// backend's own code (pool images: file and btrfs; freezing for a copy:
+// file), or a step only block backends have (mkfs). The matrix runs them
+// on those backends only.
+var backendPoints = map[string][]string{
+	"pool-create:after-image":   {"file", "btrfs"},
+	"pool-create:after-mount":   {"file", "btrfs"},
+	"pool-remove:after-unmount": {"file", "btrfs"},
+	"snapshot:while-frozen":     {"file"},
+	"init:after-mkfs":           {"file", "lvm2"},
 }
 
 // PointsFor lists the points the matrix runs on a backend.
 func PointsFor(backend string) []string {
 	var out []string
 	for _, p := range Points() {
-		if b, ok := backendPoints[p]; !ok || b == backend {
+		if passes(p, backend) {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// passes tells whether the backend passes point.
+func passes(point, backend string) bool {
+	only, ok := backendPoints[point]
+	return !ok || slices.Contains(only, backend)
 }
 
 // crashOp is one operation of the matrix.
@@ -248,7 +258,7 @@ func runCrashOp(t *testing.T, env lvmtest.Env, op crashOp) {
 	var w *World
 	failed := true
 	for _, point := range op.points {
-		if b, ok := backendPoints[point]; ok && b != env.Name {
+		if !passes(point, env.Name) {
 			continue
 		}
 		if failed {

@@ -6,7 +6,7 @@ package faults_test
 // testdata/vm/run (this host's kernel has no device-mapper). Built only
 // with -tags lvm2, once lvm/lvm2 is part of the module:
 //
-//	go test -c -tags lvm2 -o /var/tmp/faults-lvm2.test ./faults
+//	go test -c -tags lvm2,crashpoints -o /var/tmp/faults-lvm2.test ./faults
 //	testdata/vm/run --disk-size 8G --timeout 5400 -- -C faults /var/tmp/faults-lvm2.test \
 //	    -test.run 'TestCrashMatrixLVM2' -test.v -test.timeout 90m
 //

@@ -163,7 +163,7 @@ func thinrootBin(t testing.TB) string { return testbin.Thinroot(t, lvmtest.RepoR
 // cli runs the thinroot binary on the fixture's directories and pool.
 func cli(t testing.TB, f *lvmtest.Fixture, args ...string) {
 	t.Helper()
-	cmd := exec.Command(thinrootBin(t), append(args, "--state-dir", f.StateDir, "--basedir", f.Basedir, "--pool", f.Pool)...)
+	cmd := exec.Command(thinrootBin(t), append(append(args, "--state-dir", f.StateDir, "--basedir", f.Basedir, "--pool", f.Pool), env.Flags()...)...)
 	cmd.Dir = "/"
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("thinroot %s: %v\n%s", strings.Join(args, " "), err, out)

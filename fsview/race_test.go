@@ -158,16 +158,19 @@ func TestRaces(t *testing.T) {
 	}
 }
 
-// countVolumes counts the volume images named lv in a file pool.
+// countVolumes counts the volumes named lv the backend has in pool.
 func countVolumes(t testing.TB, stateDir, pool, lv string) int {
 	t.Helper()
+	r, err := env.Backend(t, stateDir).Scan(context.Background(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var n int
-	filepath.Walk(filepath.Join(stateDir, "pools"), func(p string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() && filepath.Ext(p) == ".img" && filepath.Base(p) == lv+".img" {
+	for _, v := range r.Volumes {
+		if v.Name == lv {
 			n++
 		}
-		return nil
-	})
+	}
 	return n
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	// The backends this binary offers: each registers itself by kind, and
 	// the Manager opens the one a config names.
+	_ "github.com/thinroot/thinroot/lvm/btrfs"
 	_ "github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvm2"
 )

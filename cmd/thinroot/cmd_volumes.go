@@ -21,9 +21,9 @@ func init() {
 	register(&command{
 		name: "pool create", args: "POOL", summary: "create a thin pool",
 		flags: func(fs *pflag.FlagSet) {
-			fs.String("size", "20G", "size of the pool (file backend: the sparse XFS image)")
-			fs.String("pool-dir", "", "use this existing directory (XFS with reflink, or btrfs) instead of an image")
-			fs.String("backend", file.Kind, "backend: file or lvm2")
+			fs.String("size", "20G", "size of the pool (file, btrfs: the sparse image)")
+			fs.String("pool-dir", "", "use this existing directory instead of an image (file: XFS with reflink or btrfs; btrfs: btrfs)")
+			fs.String("backend", file.Kind, "backend: file, btrfs or lvm2")
 			fs.String("volume-group", "", "the volume group of an lvm2 pool")
 			fs.String("metadata-size", "", "metadata size of an lvm2 pool (default: lvm2's)")
 		},

@@ -57,7 +57,10 @@ type Store struct {
 	Mkfs func(ctx context.Context, image, label string) error
 	// CheckDir says why a directory cannot be a pool (nil: it can).
 	CheckDir func(dir string) error
-	Log      *slog.Logger
+	// VolumesMode is the mode of a new volumes directory (0755 when 0):
+	// 0700 where the volumes are the buildroots' own directories.
+	VolumesMode os.FileMode
+	Log         *slog.Logger
 }
 
 // Record is thinroot-pool.json.
@@ -71,6 +74,13 @@ type Record struct {
 }
 
 func (s *Store) image(pool string) string { return filepath.Join(s.Dir, pool+".img") }
+
+func (s *Store) volumesMode() os.FileMode {
+	if s.VolumesMode == 0 {
+		return 0o755
+	}
+	return s.VolumesMode
+}
 
 // Path is the directory through which the pool's files are reached: the
 // image's mount point or the link to a directory pool.
@@ -152,7 +162,7 @@ func (s *Store) adoptDirectory(spec backend.PoolSpec, rec Record) error {
 		return s.errorf(spec.Name, "%w", err)
 	}
 	rec.Kind, rec.Directory = "directory", dir
-	if err := os.MkdirAll(filepath.Join(dir, "volumes"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "volumes"), s.volumesMode()); err != nil {
 		return err
 	}
 	if err := writeJSON(filepath.Join(dir, recordName), rec); err != nil {
@@ -203,7 +213,7 @@ func (s *Store) createImage(ctx context.Context, spec backend.PoolSpec, rec Reco
 		return err
 	}
 	crashpoint.Hit("pool-create:after-mount")
-	if err := os.MkdirAll(s.Volumes(spec.Name), 0o755); err != nil {
+	if err := os.MkdirAll(s.Volumes(spec.Name), s.volumesMode()); err != nil {
 		return err
 	}
 	if err := writeJSON(filepath.Join(s.Path(spec.Name), recordName), rec); err != nil {

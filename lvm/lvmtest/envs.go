@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/btrfs"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvm2"
 	"github.com/thinroot/thinroot/lvm/lvm2/lvm2test"
@@ -38,6 +39,10 @@ func Memory() Env {
 // devices. Root only.
 func File() Env { return Env{Name: file.Kind} }
 
+// Btrfs is the btrfs backend: subvolumes in a btrfs pool image,
+// bind-mounted. Root only.
+func Btrfs() Env { return Env{Name: btrfs.Kind} }
+
 // LVM2 is the lvm2 backend on the VM's volume group (lvm2test), with
 // small pools so that parallel tests fit the group. Tests using it call
 // lvm2test.VG first (it skips them outside the VM).
@@ -59,7 +64,7 @@ func LVM2() Env {
 const BackendEnv = "THINROOT_TEST_BACKEND"
 
 // hostEnvs are the real backends this host can run, by name.
-var hostEnvs = map[string]func() Env{"file": File}
+var hostEnvs = map[string]func() Env{"file": File, "btrfs": Btrfs}
 
 // HostEnv is the env BackendEnv names. An unknown name panics: a test run
 // that asked for a backend must not quietly test another.

@@ -89,6 +89,16 @@ func (e Env) ManagerOptions(stateDir, basedir string, log *slog.Logger) lvm.Opti
 	return o
 }
 
+// Flags are the thinroot command-line flags that name the env's backend
+// for an ad hoc config.
+func (e Env) Flags() []string {
+	out := []string{"--backend", e.Name}
+	if vg := e.Options["volume_group"]; vg != "" {
+		out = append(out, "--volume-group", vg)
+	}
+	return out
+}
+
 // Spec names the env's backend (for CreatePool).
 func (e Env) Spec() backend.Spec {
 	return backend.Spec{Kind: e.Name, Options: e.Options}
