@@ -9,14 +9,15 @@
 //	lvm/backend   the backend interface, its errors, capabilities and registry
 //	lvm/mock      mock's names, snapinfo records and paths
 //	lvm/journal   the crash journal: typed intents of running operations
-//	lvm/blockfs   mkfs and mount of block volumes
-//	lvm/file, lvm/lvm2   the backends; lvm/memory the one tests run without root
+//	lvm/blockfs   mkfs and mount of block volumes (file, lvm2)
+//	lvm/imagepool pools that are a filesystem image or directory (file, btrfs)
+//	lvm/file, lvm/btrfs, lvm/lvm2   the backends; lvm/memory the one tests run without root
 //	lvm/lvmtest   the contract suite every backend passes (test support)
 //
-// lvm imports those (but no backend: backends register themselves, and
-// the Manager opens them by name) and internal helpers; it knows nothing
-// of FUSE, builds or lvm2 command lines. The tree, the builder and the CLI
-// import it.
+// lvm imports lvm/backend, lvm/mock, lvm/journal, lvm/blockfs and
+// internal helpers, never a backend (backends register themselves, and
+// the Manager opens them by name); it knows nothing of FUSE, builds or
+// lvm2 command lines. The tree, the builder and the CLI import it.
 //
 // Every Manager operation runs the same skeleton (op.go): open, check,
 // lock, journal its intent, act, mark done; when a step fails, the one way
