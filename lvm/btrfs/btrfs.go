@@ -16,7 +16,8 @@
 //	btrfs/<pool>/volumes/.tmp-<name>/     a subvolume being made, .tmp-<name>.lock its writer's lock
 //
 // Everything the backend knows is in those files and the filesystem, so
-// a restart rebuilds the picture by reading them.
+// a restart rebuilds the picture by reading them. It imports lvm/backend,
+// lvm/imagepool and internal helpers.
 package btrfs
 
 import (

@@ -17,6 +17,7 @@
 //
 // Everything the backend knows is in those files, so a restart rebuilds
 // the picture by reading them, sysfs (attached loops) and the mount table.
+// It imports lvm/backend, lvm/imagepool and internal helpers.
 package file
 
 import (
