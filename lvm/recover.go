@@ -31,9 +31,9 @@ import (
 // Recover finishes what dead processes left half done: it opens every
 // pool the Manager knows (once per pool and Manager; see openPool) and
 // finishes any dead operation that is left, on a pool it knows or not.
-// Calling it again costs a look at the journal.
+// It asks no backend for pools (Refresh does: a pool found then is opened
+// when it is first scanned). Calling it again costs a look at the journal.
 func (m *Manager) Recover(ctx context.Context) error {
-	m.discover(ctx)
 	for _, p := range m.poolEntries() {
 		m.openPool(ctx, p)
 	}
