@@ -266,14 +266,22 @@ func TestModes(t *testing.T) {
 		r.Check(err == nil && st.Mode&0o7777 == mode && st.Uid == 0 && st.Gid == treeGID,
 			"%s: mode %o owner %d:%d (%v), want %o 0:%d", strings.TrimPrefix(p, s.mnt), st.Mode&0o7777, st.Uid, st.Gid, err, mode, treeGID)
 	}
-	images, _ := filepath.Glob(filepath.Join(w.StateDir, "pools", "*.img"))
-	vols, _ := filepath.Glob(filepath.Join(w.StateDir, "pools", "*", "volumes", "*.img"))
+	// Pool images, and the volumes in them: the file backend's images, or
+	// the btrfs backend's volumes directory (its subvolumes are the
+	// buildroots themselves).
+	images, _ := filepath.Glob(filepath.Join(w.PoolsDir(), "*.img"))
+	vols, _ := filepath.Glob(filepath.Join(w.PoolsDir(), "*", "volumes", "*.img"))
+	wantVols := 3
+	if w.Env.Name == "btrfs" {
+		vols, _ = filepath.Glob(filepath.Join(w.PoolsDir(), "*", "volumes"))
+		wantVols = 1
+	}
 	for _, img := range append(images, vols...) {
 		r.Run()
 		r.Check(syscall.Stat(img, &st) == nil && st.Mode&0o077 == 0, "%s: mode %o, want no access for group and others",
 			strings.TrimPrefix(img, w.StateDir), st.Mode&0o7777)
 	}
-	r.Check(len(images) > 0 && len(vols) >= 3, "found %d pool images and %d volume images", len(images), len(vols))
+	r.Check(len(images) > 0 && len(vols) >= wantVols, "found %d pool images and %d volume images", len(images), len(vols))
 	for _, root := range []string{w.StateDir, w.Basedir} {
 		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -281,7 +289,7 @@ func TestModes(t *testing.T) {
 			}
 			// Inside the volumes' own filesystems (workdir roots, pools'
 			// contents) the modes are the buildroot's business.
-			if d.IsDir() && (d.Name() == "root" && strings.HasPrefix(p, w.Basedir) || p == filepath.Join(w.StateDir, "pools")) {
+			if d.IsDir() && (d.Name() == "root" && strings.HasPrefix(p, w.Basedir) || p == w.PoolsDir()) {
 				return filepath.SkipDir
 			}
 			if syscall.Lstat(p, &st) == nil && st.Mode&syscall.S_IFMT != syscall.S_IFLNK {

@@ -209,7 +209,7 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 			if err != nil {
 				return nil
 			}
-			if d.IsDir() && (p == w.poolsDir() || (d.Name() == "root" && p != dir)) {
+			if d.IsDir() && (p == w.PoolsDir() || (d.Name() == "root" && p != dir)) {
 				return filepath.SkipDir // the pools' and volumes' own contents
 			}
 			if n := d.Name(); strings.Contains(n, ".tmp-") || strings.HasPrefix(n, ".new-") {
@@ -227,7 +227,7 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 			r.Check(listedMounts[e.Mountpoint], "leaked mount %s (no workdir listed there)", e.Mountpoint)
 		}
 	}
-	if w.poolsDir() != "" {
+	if w.PoolsDir() != "" {
 		w.checkPoolLeaks(st, table, r)
 	}
 }
@@ -256,9 +256,9 @@ func (w *World) checkSnapshotData(be backend.Backend, pool, lv string, r *Rec) {
 	r.Check(err == nil && strings.Contains(string(out), "busybox"), "snapshot %s has no bootstrapped root: %v %q", lv, err, out)
 }
 
-// poolsDir is where the backend keeps pool images under the state
+// PoolsDir is where the backend keeps pool images under the state
 // directory (lvm/imagepool's Dir), "" for a backend that keeps none.
-func (w *World) poolsDir() string {
+func (w *World) PoolsDir() string {
 	switch w.Env.Name {
 	case "file":
 		return filepath.Join(w.StateDir, "pools")
@@ -288,7 +288,7 @@ func (w *World) checkPoolLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
 			}
 			isPool := false
 			for _, p := range st.Pools {
-				isPool = isPool || file == filepath.Join(w.poolsDir(), p.Name+".img")
+				isPool = isPool || file == filepath.Join(w.PoolsDir(), p.Name+".img")
 			}
 			if !isPool && !mountedDev[dev] {
 				leaks = append(leaks, dev+" -> "+file)
@@ -304,19 +304,19 @@ func (w *World) checkPoolLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
 		if !strings.HasPrefix(e.Mountpoint, w.StateDir+"/") {
 			continue
 		}
-		name := strings.TrimPrefix(e.Mountpoint, w.poolsDir()+"/")
+		name := strings.TrimPrefix(e.Mountpoint, w.PoolsDir()+"/")
 		r.Check(st.Pool(name) != nil && st.Pool(name).Stats.SizeBytes > 0, "leaked mount %s in the state dir", e.Mountpoint)
 	}
 	var tmps []string
 	for _, pool := range uniq(w.Pool, w.By.Pool) {
-		ents, _ := os.ReadDir(filepath.Join(w.poolsDir(), pool, "volumes"))
+		ents, _ := os.ReadDir(filepath.Join(w.PoolsDir(), pool, "volumes"))
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), ".") {
 				tmps = append(tmps, e.Name())
 			}
 		}
 	}
-	ents, _ := os.ReadDir(w.poolsDir())
+	ents, _ := os.ReadDir(w.PoolsDir())
 	for _, e := range ents {
 		if strings.Contains(e.Name(), ".tmp") {
 			tmps = append(tmps, e.Name())
