@@ -449,7 +449,7 @@ func TestVMPoolFull(t *testing.T) {
 		t.Errorf("full pool: health %q, data %v%%, used %d of %d", r.Health, r.DataPercent, r.UsedBytes, r.SizeBytes)
 	}
 	if _, err := b.Create(ctx, pool, "t_more", 16<<20); !errors.Is(err, backend.ErrPoolFull) {
-		t.Errorf("CreateThin in a full pool: %v, want ErrPoolFull", err)
+		t.Errorf("Create in a full pool: %v, want ErrPoolFull", err)
 	}
 	// The other volume still reads.
 	lvm2test.Cmd(t, "dd", "if="+keep.Mount.Source, "of=/dev/null", "bs=1M", "iflag=direct", "status=none")
@@ -477,7 +477,7 @@ func TestVMPoolFull(t *testing.T) {
 		t.Errorf("after Extend: size %d, health %q, data %v%%", r.SizeBytes, r.Health, r.DataPercent)
 	}
 	if _, err := b.Create(ctx, pool, "t_more", 16<<20); err != nil {
-		t.Errorf("CreateThin after Extend: %v", err)
+		t.Errorf("Create after Extend: %v", err)
 	}
 }
 
@@ -495,7 +495,7 @@ func TestVMContextDetached(t *testing.T) {
 	defer cancel()
 	v, err := b.Create(ctx, pool, "t_detached", 32<<20)
 	if err != nil {
-		t.Fatalf("CreateThin under a 20 ms context: %v", err)
+		t.Fatalf("Create under a 20 ms context: %v", err)
 	}
 	if ctx.Err() == nil {
 		t.Log("lvcreate finished inside 20 ms; the test proves little this time")
