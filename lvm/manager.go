@@ -31,6 +31,10 @@ type Options struct {
 	Open func(backend.Spec) (backend.Backend, error)
 	// Mounter mounts volumes at mock's paths: the host's when nil.
 	Mounter Mounter
+	// Discover names backends whose pools the Manager lists even when no
+	// config names them (lvm2 backends need their volume group; those
+	// without settings are always looked at).
+	Discover []backend.Spec
 }
 
 // DefaultStateDir is where thinroot keeps its files unless told otherwise.

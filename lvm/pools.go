@@ -54,11 +54,11 @@ func (m *Manager) pool(name string) *poolEntry {
 }
 
 // discover adds pools the backends know of that no config names: those
-// of every backend the Manager has opened, and of every registered kind
-// that needs no settings.
+// of every backend the Manager has opened, of every registered kind that
+// needs no settings, and of Options.Discover.
 func (m *Manager) discover(ctx context.Context) {
 	specs := map[string]backend.Spec{}
-	for _, s := range backend.Defaults() {
+	for _, s := range append(backend.Defaults(), m.opts.Discover...) {
 		specs[s.String()] = s
 	}
 	m.mu.Lock()

@@ -108,6 +108,7 @@ func (a *app) managerFor(ctx context.Context, configs []lvm.Config, strict bool)
 		WarnPercent:   a.g.warn,
 		RefusePercent: a.g.refuse,
 		Log:           a.logger(),
+		Discover:      a.discoverSpecs(),
 	})
 	if err != nil {
 		return nil, err

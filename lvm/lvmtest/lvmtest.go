@@ -79,7 +79,7 @@ func (e Env) ConfigFor(root, pool string) lvm.Config {
 // ManagerOptions are the Manager's options for a state directory and
 // basedir.
 func (e Env) ManagerOptions(stateDir, basedir string, log *slog.Logger) lvm.Options {
-	o := lvm.Options{StateDir: stateDir, Basedir: basedir, Log: log}
+	o := lvm.Options{StateDir: stateDir, Basedir: basedir, Log: log, Discover: []backend.Spec{e.Spec()}}
 	if e.Open != nil {
 		o.Open = e.Open(stateDir)
 	}
