@@ -14,8 +14,12 @@ LDFLAGS   := -X main.commit=$(COMMIT) -X main.version=$(VERSION)
 BIN       := bin/thinroot
 DEMO_DIR  ?= /tmp/thinroot-demo
 MANPAGES  := man/thinroot.1 man/thinroot-tree.5 man/thinroot.conf.5 man/thinroot-api.7
+# Crash points (internal/crashpoint) are compiled only into test builds
+# with this tag: the released binary cannot be told to kill itself. Every
+# test target below sets it, so CI runs every crash test.
+TEST_TAGS := crashpoints
 
-.PHONY: all build bench test test-unit test-vm check lint deps demo demo-clean clean man install install-check \
+.PHONY: all build bench test test-btrfs test-unit test-vm check lint deps demo demo-clean clean man install install-check \
 	faults faults-vm fuzz-short fuzz-long reliability
 
 all: build
@@ -27,26 +31,33 @@ build:
 deps:
 	scripts/deps.sh
 
-# Unit tests only: no root, no devices.
+# Unit tests only: no root, no devices (the Manager's contract suite runs
+# on the memory backend; what needs root skips and says so).
 test-unit:
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -tags $(TEST_TAGS) ./...
 
 # Every test that runs on this host: as root they create real pools, loop
 # devices, mounts and chroots (as a normal user those tests skip, saying why).
 test:
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -count=1 -tags $(TEST_TAGS) -timeout 25m ./...
+	$(MAKE) --no-print-directory test-btrfs
+
+# The tree's, the builder's and the fault suite's tests again on the btrfs
+# backend (the lvm/btrfs package runs the contract suite in make test).
+test-btrfs:
+	THINROOT_TEST_BACKEND=btrfs $(GO) test -count=1 -tags $(TEST_TAGS) -timeout 25m ./fsview ./builder ./faults
 
 # The lvm2 backend on real dm-thin: this host has no device-mapper, so the
 # tests run in a qemu VM booting a stock Debian kernel (testdata/vm/README.md).
 test-vm:
 	mkdir -p _out
-	$(GO) test -c -o _out/lvm2.test ./lvm/lvm2
+	$(GO) test -c -tags $(TEST_TAGS) -o _out/lvm2.test ./lvm/lvm2
 	testdata/vm/run --disk-size 8G --timeout 1800 -- -C lvm/lvm2 $(CURDIR)/_out/lvm2.test -test.v -test.timeout 28m
 
 # The fault suite alone (it also runs in `make test`): crash points, the
 # FUSE server killed, a full pool, races, bad input, security; file backend.
 faults:
-	$(GO) test -count=1 -timeout 25m -v ./faults/
+	$(GO) test -count=1 -tags $(TEST_TAGS) -timeout 25m -v ./faults/
 
 # The crash matrix on lvm2, in the VM: every crash point that lives outside
 # the file backend's own code. About 20 minutes under TCG, so CI leaves it to
@@ -56,7 +67,7 @@ faults:
 faults-vm: SHELL := /bin/bash
 faults-vm:
 	mkdir -p _out
-	$(GO) test -c -tags lvm2 -o _out/faults-lvm2.test ./faults
+	$(GO) test -c -tags lvm2,$(TEST_TAGS) -o _out/faults-lvm2.test ./faults
 	THINROOT_FAULTS_REPORT=stdout THINROOT_FAULTS_RUNS=$${THINROOT_FAULTS_RUNS:-1} \
 	THINROOT_FAULTS_COMMIT=$$(git describe --always --dirty) \
 	testdata/vm/run --disk-size 8G --timeout 3600 -- -C faults $(CURDIR)/_out/faults-lvm2.test \
@@ -75,12 +86,13 @@ fuzz-long:
 # Runs the fault suite and the fuzz targets and writes RELIABILITY.md; add
 # the lvm2 matrix with `make faults-vm reliability EXTRA_REPORTS=_out/faults-vm.log`.
 reliability:
-	EXTRA_REPORTS=$(EXTRA_REPORTS) scripts/reliability.sh
+	EXTRA_REPORTS=$(EXTRA_REPORTS) TEST_TAGS=$(TEST_TAGS) scripts/reliability.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags lvm2 ./...
+	$(GO) vet -tags $(TEST_TAGS) ./...
+	$(GO) vet -tags lvm2,$(TEST_TAGS) ./...
 
 # Everything CI runs, tier by tier, with a table of each tier's time at
 # the end (scripts/check.sh).

@@ -99,12 +99,18 @@ type world struct {
 	mnt      string
 	pool     string
 	size     string   // --size of its configs
+	backend  string   // the pool's backend ("" for thinroot's default, file)
 	configs  []string // every config it made, to scrub at the end
 	poolMade bool
 }
 
 func (e *env) newWorld(name, pool, poolSize, volSize string) (*world, error) {
-	w := &world{name: name, dir: filepath.Join(e.scratch, name), pool: pool, size: volSize}
+	return e.newWorldOn("", name, pool, poolSize, volSize)
+}
+
+// newWorldOn is newWorld with its pool on the given backend.
+func (e *env) newWorldOn(backend, name, pool, poolSize, volSize string) (*world, error) {
+	w := &world{name: name, dir: filepath.Join(e.scratch, name), pool: pool, size: volSize, backend: backend}
 	w.state = filepath.Join(w.dir, "state")
 	w.basedir = filepath.Join(w.dir, "mock")
 	w.mnt = filepath.Join(w.dir, "tree")
@@ -113,7 +119,11 @@ func (e *env) newWorld(name, pool, poolSize, volSize string) (*world, error) {
 			return nil, err
 		}
 	}
-	if err := e.tr(w, "pool", "create", pool, "--size", poolSize); err != nil {
+	create := []string{"pool", "create", pool, "--size", poolSize}
+	if backend != "" {
+		create = append(create, "--backend", backend)
+	}
+	if err := e.tr(w, create...); err != nil {
 		return nil, fmt.Errorf("world %s: %w", name, err)
 	}
 	w.poolMade = true
@@ -129,14 +139,13 @@ func (e *env) tr(w *world, args ...string) error {
 	return e.run(w.env(), e.thinroot, args...)
 }
 
-// trOut runs the thinroot CLI in a world and returns its output.
-func (e *env) trOut(w *world, args ...string) ([]byte, error) {
-	return e.output(w.env(), e.thinroot, args...)
-}
-
 // configArgs are the flags that define a config on the command line.
 func (w *world) configArgs() []string {
-	return []string{"--pool", w.pool, "--size", w.size}
+	args := []string{"--pool", w.pool, "--size", w.size}
+	if w.backend != "" {
+		args = append(args, "--backend", w.backend)
+	}
+	return args
 }
 
 // initConfig bootstraps a config of the world with argv and returns how

@@ -13,7 +13,7 @@ import (
 // The Go benchmarks of hot paths inside the process (lvm and fsview
 // *_test.go), run with go test and summarized like the rest.
 
-var goBenchPackages = []string{"./lvm/", "./fsview/"}
+var goBenchPackages = []string{"./lvm/", "./lvm/mock/", "./fsview/"}
 
 func (e *env) goBench(benchtime string, count int) (*Benchmark, error) {
 	b := &Benchmark{ID: "go", Title: "Go benchmarks of hot paths",

@@ -15,6 +15,7 @@ import (
 // Approaches, in the order tables and the chart show them.
 var readyApproaches = []struct{ id, label string }{
 	{"thinroot", "thinroot: mkdir in the tree"},
+	{"thinroot-btrfs", "thinroot, btrfs backend: mkdir in the tree"},
 	{"untar", "untar the root cache (tar.gz)"},
 	{"cp", "cp -a"},
 	{"overlay", "overlayfs mount"},
@@ -23,11 +24,15 @@ var readyApproaches = []struct{ id, label string }{
 // mainWorld is the world of benchmarks 1 and 2: one pool with a config
 // per root size, the alternatives' ext4 scratch filesystem beside it.
 type mainWorld struct {
-	w        *world
-	alt      string // the alternatives' filesystem
-	roots    map[int]*rootInfo
-	tree     *bgProc
-	compress string // program the root cache is (de)compressed with
+	w     *world
+	alt   string // the alternatives' filesystem
+	roots map[int]*rootInfo
+	tree  *bgProc
+	// btrfs is the same configs on a btrfs pool (benchmark 1 only), with
+	// its own tree.
+	btrfs     *world
+	btrfsTree *bgProc
+	compress  string // program the root cache is (de)compressed with
 	// templateBytes is the space each root takes on alt, by size.
 	templateBytes map[int]int64
 }
@@ -36,8 +41,9 @@ func configFor(mb int) string { return fmt.Sprintf("synth-%dm", mb) }
 
 // setupMain makes the pool, bootstraps a config per root size with the
 // synthetic root, and makes the alternatives' copy of each root and its
-// tar.gz, as mock's root_cache plugin makes it.
-func (e *env) setupMain(sizes []int) (*mainWorld, error) {
+// tar.gz, as mock's root_cache plugin makes it. With withBtrfs the same
+// configs are bootstrapped on a btrfs pool too.
+func (e *env) setupMain(sizes []int, withBtrfs bool) (*mainWorld, error) {
 	largest := 0
 	for _, mb := range sizes {
 		largest = max(largest, mb)
@@ -115,7 +121,32 @@ func (e *env) setupMain(sizes []int) (*mainWorld, error) {
 	if mw.tree, err = e.mountTree(w); err != nil {
 		return mw, err
 	}
+	if withBtrfs {
+		if err := e.setupBtrfs(mw, sizes); err != nil {
+			return mw, fmt.Errorf("btrfs world: %w", err)
+		}
+	}
 	return mw, nil
+}
+
+// setupBtrfs bootstraps the configs of the main world again on a btrfs
+// pool (an image of the same size) and mounts its tree.
+func (e *env) setupBtrfs(mw *mainWorld, sizes []int) error {
+	w, err := e.newWorldOn("btrfs", "main-btrfs", "bench", "24G", defaultVolume)
+	if err != nil {
+		return err
+	}
+	mw.btrfs = w
+	for _, mb := range sizes {
+		e.logf("bootstrapping %s on btrfs", configFor(mb))
+		if _, err := e.initConfig(w, configFor(mb), e.self, "genroot", "--mb", strconv.Itoa(mb),
+			"--busybox-script", e.busybox); err != nil {
+			return err
+		}
+	}
+	syncAll()
+	mw.btrfsTree, err = e.mountTree(w)
+	return err
 }
 
 func (mw *mainWorld) template(mb int) string {
@@ -126,14 +157,14 @@ func (mw *mainWorld) tarball(mb int) string {
 	return filepath.Join(mw.alt, "cache-"+strconv.Itoa(mb)+".tar.gz")
 }
 
-// snapDir is where mkdir makes a workdir of cfg from postinit.
-func (mw *mainWorld) snapDir(cfg string) string {
-	return filepath.Join(mw.w.mnt, "pools", mw.w.pool, "configs", cfg, "snapshots", "postinit")
+// snapDir is where mkdir makes a workdir of cfg from postinit in w.
+func snapDir(w *world, cfg string) string {
+	return filepath.Join(w.mnt, "pools", w.pool, "configs", cfg, "snapshots", "postinit")
 }
 
-// workdirLink is the tree's symlink to a workdir's root.
-func (mw *mainWorld) workdirLink(cfg, ext string) string {
-	return filepath.Join(mw.w.mnt, "workdirs", cfg+"."+ext)
+// workdirLink is w's tree's symlink to a workdir's root.
+func workdirLink(w *world, cfg, ext string) string {
+	return filepath.Join(w.mnt, "workdirs", cfg+"."+ext)
 }
 
 // readyOnce makes one buildroot by approach and returns how long it took
@@ -150,15 +181,19 @@ func (e *env) readyOnce(mw *mainWorld, approach string, mb, rep int) (total, chr
 		return err
 	}
 	switch approach {
-	case "thinroot":
+	case "thinroot", "thinroot-btrfs":
+		w := mw.w
+		if approach == "thinroot-btrfs" {
+			w = mw.btrfs
+		}
 		cfg := configFor(mb)
 		ext := fmt.Sprintf("r%02d", rep)
-		dir := filepath.Join(mw.snapDir(cfg), ext)
+		dir := filepath.Join(snapDir(w, cfg), ext)
 		if err = step("mkdir", dir); err != nil {
 			return
 		}
 		rm = func() error { return e.run(nil, "rmdir", dir) }
-		err = step("chroot", mw.workdirLink(cfg, ext), "/bin/true")
+		err = step("chroot", workdirLink(w, cfg, ext), "/bin/true")
 	case "untar":
 		rm = func() error { return os.RemoveAll(dst) }
 		if err = step("mkdir", "-p", dst); err != nil {
@@ -277,6 +312,7 @@ func (e *env) benchReady(mw *mainWorld, sizes []int, reps, slowReps int) (*Bench
 	b.headline(b.find("ready/thinroot/" + strconv.Itoa(mid)))
 	b.Commands = []string{
 		"thinroot: mkdir $MNT/pools/bench/configs/synth-<N>m/snapshots/postinit/<ext>; chroot $MNT/workdirs/synth-<N>m.<ext> /bin/true",
+		"thinroot, btrfs backend: the same in a second tree whose pool is a btrfs image (a subvolume snapshot, bind-mounted)",
 		"untar: mkdir -p $DST; tar --use-compress-program " + mw.compress + " -xf $ALT/cache-<N>.tar.gz -C $DST; chroot $DST /bin/true",
 		"cp -a: cp -a $ALT/template-<N> $DST; chroot $DST /bin/true",
 		"overlayfs: mkdir -p $D/upper $D/work $D/merged; mount -t overlay overlay -o lowerdir=$ALT/template-<N>,upperdir=$D/upper,workdir=$D/work $D/merged; chroot $D/merged /bin/true",

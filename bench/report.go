@@ -220,7 +220,7 @@ func drawChart(res *Results, b *Benchmark, out string) error {
 	}
 	defer os.RemoveAll(tmp)
 	var plots []string
-	colors := map[string]string{"thinroot": "#1b7837", "untar": "#b2182b", "cp": "#ef8a62", "overlay": "#2166ac"}
+	colors := map[string]string{"thinroot": "#1b7837", "thinroot-btrfs": "#7fbc41", "untar": "#b2182b", "cp": "#ef8a62", "overlay": "#2166ac"}
 	for _, a := range readyApproaches {
 		var rows []string
 		for _, m := range b.Measurements {

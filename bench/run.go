@@ -189,9 +189,12 @@ func (e *env) runAll(res *Results, do func(string) bool, sizes []int, reps, slow
 		if !do("ready") {
 			setupSizes = []int{mid}
 		}
-		mw, err := e.setupMain(setupSizes)
+		mw, err := e.setupMain(setupSizes, do("ready"))
 		if mw != nil {
 			worlds = append(worlds, mw.w)
+			if mw.btrfs != nil {
+				worlds = append(worlds, mw.btrfs)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("setting up benchmark 1: %w", err)
@@ -216,6 +219,11 @@ func (e *env) runAll(res *Results, do func(string) bool, sizes []int, reps, slow
 			res.Benchmarks = append(res.Benchmarks, b)
 			if err != nil {
 				b.Error = err.Error()
+				return err
+			}
+		}
+		if mw.btrfs != nil {
+			if err := e.closeWorld(mw.btrfs, mw.btrfsTree); err != nil {
 				return err
 			}
 		}
@@ -312,7 +320,11 @@ func (e *env) closeWorld(w *world, p *bgProc) error {
 }
 
 func poolExists(w *world) bool {
-	_, err := os.Stat(filepath.Join(w.state, "pools", w.pool+".img"))
+	dir := "pools"
+	if w.backend == "btrfs" {
+		dir = "btrfs"
+	}
+	_, err := os.Stat(filepath.Join(w.state, dir, w.pool+".img"))
 	return err == nil
 }
 

@@ -112,12 +112,12 @@ func (e *env) benchSpace(mw *mainWorld, mb int) (*Benchmark, error) {
 		{"thinroot", "thinroot workdirs (pool: XFS reflink image)", poolDir, float64(ri.SnapshotBytes) / (1 << 20),
 			func(i int) (string, func() error, error) {
 				ext := fmt.Sprintf("s%02d", i)
-				dir := filepath.Join(mw.snapDir(cfg), ext)
+				dir := filepath.Join(snapDir(mw.w, cfg), ext)
 				if err := e.run(nil, "mkdir", dir); err != nil {
 					return "", nil, err
 				}
 				rm := func() error { return e.run(nil, "rmdir", dir) }
-				root, err := filepath.EvalSymlinks(mw.workdirLink(cfg, ext))
+				root, err := filepath.EvalSymlinks(workdirLink(mw.w, cfg, ext))
 				return root, rm, err
 			}},
 		{"cp", "cp -a copies (ext4)", mw.alt, float64(mw.templateBytes[mb]) / (1 << 20),

@@ -46,7 +46,7 @@ type ConfigInfo struct {
 type Options struct {
 	StateDir string // builds live in StateDir/builds/<id>/
 	Jobs     int    // builds running at once (default: number of CPUs)
-	Manager  *lvm.Manager
+	Manager  Volumes
 	// Resolve returns a config's build settings; ErrUnknownConfig (or any
 	// error) refuses the request.
 	Resolve func(root string) (ConfigInfo, error)

@@ -22,19 +22,12 @@ import (
 	"github.com/thinroot/thinroot/internal/procs"
 	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
-	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 	"github.com/thinroot/thinroot/rpmroot"
 	"github.com/thinroot/thinroot/sandbox"
 )
 
-var env = lvmtest.Env{
-	Name: "file",
-	Backends: func(stateDir string) map[string]lvm.Backend {
-		return map[string]lvm.Backend{file.Kind: file.New(stateDir, nil)}
-	},
-	Config: func(root, pool string) lvm.Config { return lvm.Config{Backend: file.Kind} },
-}
+var env = lvmtest.HostEnv()
 
 func TestMain(m *testing.M) {
 	sandbox.Main()
@@ -455,7 +448,7 @@ func daemonHelper() {
 	}
 	var job daemonJob
 	json.Unmarshal([]byte(spec), &job)
-	m, err := lvm.NewManager(lvm.Options{StateDir: job.StateDir, Backends: env.Backends(job.StateDir), Basedir: job.Basedir})
+	m, err := lvm.NewManager(env.ManagerOptions(job.StateDir, job.Basedir, nil))
 	if err == nil {
 		err = m.AddConfig(job.Config)
 	}
@@ -513,6 +506,7 @@ func TestSecondDaemonLeavesRunningBuilds(t *testing.T) {
 // that workdir, which only the build knew of, is removed; the next build
 // of the same unique-ext works.
 func TestDaemonKilledAfterWorkdirMade(t *testing.T) {
+	lvmtest.RequireCrashPoints(t)
 	f := lvmtest.NewFixture(t, env)
 	f.Init(0)
 	spec, _ := json.Marshal(daemonJob{StateDir: f.StateDir, Basedir: f.Basedir, Config: f.Config})

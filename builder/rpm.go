@@ -197,7 +197,7 @@ func (b *Builder) executeRPM(ctx context.Context, e *entry, info ConfigInfo, ext
 		return -1, err
 	}
 	j := &rpmJob{b: b, e: e, ctx: rctx, rc: rc, logs: logs, root: req.Config, ext: ext,
-		dir: cfg.RootPath(ext), uid: e.b.BuildUID, gid: e.b.BuildGID, owner: e.b.Owner,
+		dir: cfg.ChrootDir(ext), uid: e.b.BuildUID, gid: e.b.BuildGID, owner: e.b.Owner,
 		target: req.Target, macros: macros, network: req.Network || info.Network,
 		detach: []string{cfg.Basedir, b.opts.StateDir}, cur: e.b.Snapshot,
 		scratch: filepath.Join(b.rpmWorkDir(e.b.ID), "builddir")}

@@ -24,7 +24,9 @@ const (
 	ResultsDir = "/builddir/results"
 )
 
-// run takes one build from its config's init to its final state.
+// run takes one build from its config's init to its final state. It is
+// long because a build's steps share its workdir, hold and log, and read
+// best in the order they happen.
 func (b *Builder) run(ctx context.Context, e *entry) {
 	id, req := e.b.ID, e.b.Request
 	m := b.opts.Manager
@@ -100,11 +102,13 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 	b.update(e, func(r *Build) { r.Workdir, r.Snapshot = w.Mountpoint, w.Snapshot })
 	logf("workdir %s.%s from snapshot %s at %s", req.Config, ext, w.Snapshot, w.Mountpoint)
 	removeWorkdir := func() {
+		// A kept workdir is no longer the build's either: let go of it
+		// before the build's end is on record.
+		unhold()
 		if req.Keep {
 			logf("keeping workdir %s.%s", req.Config, ext)
 			return
 		}
-		unhold()
 		if err := removeWithRetry(context.WithoutCancel(ctx), m, req.Config, ext); err != nil {
 			logf("could not remove workdir %s.%s: %v", req.Config, ext, err)
 			b.log.Error("remove build workdir", "build", id, "err", err)
@@ -264,7 +268,7 @@ func prepareResults(dir string, uid, gid int) error {
 // removeWithRetry removes a build's workdir. The sandbox's mount namespace
 // holds the workdir's filesystem until the kernel has torn it down, which
 // can take a moment after the build's last process exits.
-func removeWithRetry(ctx context.Context, m *lvm.Manager, root, ext string) error {
+func removeWithRetry(ctx context.Context, m Volumes, root, ext string) error {
 	var err error
 	for i := 0; i < 50; i++ {
 		err = m.RemoveWorkdir(ctx, root, ext)

@@ -44,7 +44,7 @@ var badNames = []struct{ class, name string }{
 // Manager (with the reason), and through the API (400 with the reason),
 // and nothing changes.
 func TestBadNames(t *testing.T) {
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{})
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{})
 	w.Init(0)
 	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)
@@ -56,7 +56,7 @@ func TestBadNames(t *testing.T) {
 
 	for _, c := range badNames {
 		t.Run(c.class, func(t *testing.T) {
-			r := faults.Record(t, "bad-input", "name: "+c.class, "file")
+			r := faults.Record(t, "bad-input", "name: "+c.class, hostEnv.Name)
 			r.Run()
 			// The tree: mkdir of a workdir with that name.
 			err := os.Mkdir(filepath.Join(snaps, lvm.PostInit, c.name), 0o755)
@@ -118,7 +118,7 @@ func TestBadNames(t *testing.T) {
 		})
 	}
 	t.Run("oversized writes", func(t *testing.T) {
-		r := faults.Record(t, "bad-input", "oversized and misplaced action writes", "file")
+		r := faults.Record(t, "bad-input", "oversized and misplaced action writes", hostEnv.Name)
 		for _, n := range []int{257, 4096, 200 << 10, 1 << 20} {
 			r.Run()
 			data := strings.Repeat("s", n-1) + "\n"

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,26 +45,35 @@ func Runs() int {
 
 // External is the point name of a kill from outside while the bootstrap
 // command runs (the process is not at any point of its own code).
-const External = "bootstrap:during"
+const External = "init:during-bootstrap"
 
-// backendPoints are points inside one backend's own code; the matrix runs
-// them on that backend only (elsewhere the process never passes them).
-var backendPoints = map[string]string{
-	"pool-create:image":         "file",
-	"pool-create:mounted":       "file",
-	"pool-remove:after-unmount": "file",
-	"snapshot:frozen":           "file",
+// backendPoints are points that only some backends pass: inside a
+// backend's own code (pool images: file and btrfs; freezing for a copy:
+// file), or a step only block backends have (mkfs). The matrix runs them
+// on those backends only.
+var backendPoints = map[string][]string{
+	"pool-create:after-image":   {"file", "btrfs"},
+	"pool-create:after-mount":   {"file", "btrfs"},
+	"pool-remove:after-unmount": {"file", "btrfs"},
+	"snapshot:while-frozen":     {"file"},
+	"init:after-mkfs":           {"file", "lvm2"},
 }
 
 // PointsFor lists the points the matrix runs on a backend.
 func PointsFor(backend string) []string {
 	var out []string
 	for _, p := range Points() {
-		if b, ok := backendPoints[p]; !ok || b == backend {
+		if passes(p, backend) {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// passes tells whether the backend passes point.
+func passes(point, backend string) bool {
+	only, ok := backendPoints[point]
+	return !ok || slices.Contains(only, backend)
 }
 
 // crashOp is one operation of the matrix.
@@ -93,7 +103,7 @@ func ops(t testing.TB) []crashOp {
 	return []crashOp{
 		{
 			name:   "pool-create",
-			points: []string{"pool-create:before", "pool-create:image", "pool-create:mounted", "pool-create:after"},
+			points: []string{"pool-create:before-create", "pool-create:after-image", "pool-create:after-mount", "pool-create:after-create"},
 			world:  WorldOptions{ByOwnPool: true},
 			setup:  func(w *World) {},
 			op:     Op{Kind: "ensure-pool"},
@@ -101,9 +111,9 @@ func ops(t testing.TB) []crashOp {
 		},
 		{
 			name: "init",
-			points: []string{"init:before-base", "base-create:after", "base-create:after-mkfs", "bootstrap:before",
-				External, "bootstrap:after", "postinit:before", "postinit:after", "postinit:after-unmount", "postinit:after-record",
-				"postinit:after-base-remove"},
+			points: []string{"init:before-base", "init:after-base", "init:after-mkfs", "init:before-bootstrap",
+				External, "init:after-bootstrap", "init:before-postinit", "init:after-postinit", "init:after-unmount", "init:after-record",
+				"init:after-base-remove"},
 			setup: func(w *World) {},
 			op:    Op{Kind: "init"},
 			undo:  func(w *World) { w.mustDo(w.M.Scrub(bg, w.Root)) },
@@ -113,7 +123,7 @@ func ops(t testing.TB) []crashOp {
 			// ext's current snapshot is not postinit, so a rollback that
 			// forgot the record would show.
 			name:   "snapshot",
-			points: []string{"snapshot:before", "snapshot:frozen", "snapshot:after", "snapshot:after-record"},
+			points: []string{"snapshot:before-snapshot", "snapshot:while-frozen", "snapshot:after-snapshot", "snapshot:after-record"},
 			world:  WorldOptions{Exts: []string{"w"}},
 			setup: func(w *World) {
 				w.Init(0)
@@ -173,7 +183,7 @@ func ops(t testing.TB) []crashOp {
 		},
 		{
 			name:   "scrub",
-			points: []string{"scrub:after-unmount", "scrub:mid-remove", "scrub:after-remove", "scrub:after-records"},
+			points: []string{"scrub:after-unmount", "scrub:after-first-remove", "scrub:after-remove", "scrub:after-records"},
 			world:  WorldOptions{Exts: []string{"w1"}},
 			setup:  scrubSetup,
 			op:     Op{Kind: "scrub"},
@@ -182,7 +192,7 @@ func ops(t testing.TB) []crashOp {
 		{
 			// The last config of a pool: scrub removes the pool too.
 			name:   "scrub-last",
-			points: []string{"scrub:mid-remove", "scrub:after-records", "pool-remove:after-unmount"},
+			points: []string{"scrub:after-first-remove", "scrub:after-records", "pool-remove:after-unmount"},
 			world:  WorldOptions{ByOwnPool: true, Exts: []string{"w1"}},
 			setup:  scrubSetup,
 			op:     Op{Kind: "scrub"},
@@ -235,6 +245,7 @@ func Points() []string {
 
 // RunCrashMatrix runs the matrix on env's backend.
 func RunCrashMatrix(t *testing.T, env lvmtest.Env) {
+	lvmtest.RequireCrashPoints(t)
 	for _, op := range ops(t) {
 		t.Run(op.name, func(t *testing.T) { runCrashOp(t, env, op) })
 	}
@@ -248,7 +259,7 @@ func runCrashOp(t *testing.T, env lvmtest.Env, op crashOp) {
 	var w *World
 	failed := true
 	for _, point := range op.points {
-		if b, ok := backendPoints[point]; ok && b != env.Name {
+		if !passes(point, env.Name) {
 			continue
 		}
 		if failed {
@@ -281,11 +292,12 @@ func crashOnce(t *testing.T, w *World, op crashOp, point string, r *Rec) {
 	job := Job{Op: o.Kind, Backend: w.Env.Name, StateDir: w.StateDir, Basedir: w.Basedir, Configs: []lvm.Config{w.Config, w.By},
 		Root: w.Root, Snap: o.Snap, Ext: o.Ext, Name: o.Name}
 	var info builder.ConfigInfo
+	var req builder.Request
 	if op.build != nil {
-		req := *op.build
+		req = *op.build
 		req.Config = w.Root
 		info = builder.ConfigInfo{Root: w.Root}
-		job.Op, job.Build, job.BuildInfo = "build", &req, &info
+		job = withBuild(job, req, info)
 	}
 	kill(t, w, job, point, r)
 
@@ -334,9 +346,9 @@ func crashOnce(t *testing.T, w *World, op crashOp, point string, r *Rec) {
 	// The next attempt of the same operation.
 	if got.String() == before.String() {
 		if op.build != nil {
-			retryBuild(t, w, b, *job.Build, r)
+			retryBuild(t, w, b, req, r)
 		} else {
-			err := Perform(bg, w.M, job)
+			err := lvmtest.Perform(bg, w.M, job)
 			r.Check(err == nil, "the next %s after a kill at %s: %v", o, point, err)
 		}
 		w.CheckInvariants(w.M, r)
@@ -366,7 +378,7 @@ func kill(t *testing.T, w *World, job Job, point string, r *Rec) {
 		cfg.BootstrapEnv = []string{"READY=" + ready}
 		job.Configs = []lvm.Config{cfg, w.By}
 	}
-	cmd, err := helperCmd(job, armed)
+	cmd, err := lvmtest.HelperCmd(job, armed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,4 +8,4 @@ import (
 
 // TestCrashMatrix kills every multi-step operation at every named point
 // on the file backend (see faults.RunCrashMatrix).
-func TestCrashMatrix(t *testing.T) { faults.RunCrashMatrix(t, fileEnv) }
+func TestCrashMatrix(t *testing.T) { faults.RunCrashMatrix(t, hostEnv) }

@@ -21,8 +21,8 @@ import (
 // volumes as they were (a build's workdir goes either way), and runs the
 // same build again to success.
 func TestDaemonKilledDuringBuild(t *testing.T) {
-	r := faults.Record(t, "crash", "daemon killed at a random moment of a build", "file")
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{Exts: []string{"rb"}})
+	r := faults.Record(t, "crash", "daemon killed at a random moment of a build", hostEnv.Name)
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{Exts: []string{"rb"}})
 	w.Init(0)
 	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)

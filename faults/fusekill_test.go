@@ -17,6 +17,7 @@ import (
 	"github.com/thinroot/thinroot/faults"
 	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
 
 // TestFUSEServerKilledWithShellInside: SIGKILL to `thinroot mount` while a
@@ -24,8 +25,8 @@ import (
 // same mount point, the shell lives on and works once it cd's back in,
 // and every volume is as it was.
 func TestFUSEServerKilledWithShellInside(t *testing.T) {
-	r := faults.Record(t, "fuse-kill", "server killed with a shell inside the tree", "file")
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{Exts: []string{"inside"}})
+	r := faults.Record(t, "fuse-kill", "server killed with a shell inside the tree", hostEnv.Name)
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{Exts: []string{"inside"}})
 	w.Init(0)
 	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)
@@ -125,7 +126,7 @@ func (s *shell) close() {
 // workdir either exists and can be entered or left nothing behind, in
 // which case a new mkdir makes it.
 func TestFUSEServerKilledDuringMkdir(t *testing.T) {
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{Exts: []string{"flight"}})
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{Exts: []string{"flight"}})
 	w.Init(0)
 	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)
@@ -185,8 +186,9 @@ func TestFUSEServerKilledDuringMkdir(t *testing.T) {
 	for _, point := range []string{"workdir-create:before-clone", "workdir-create:after-clone",
 		"workdir-create:after-mount", "workdir-create:after-record"} {
 		t.Run(point, func(t *testing.T) {
+			lvmtest.RequireCrashPoints(t)
 			w.T, w.Fixture.T = t, t
-			r := faults.Record(t, "fuse-kill", "mkdir in flight, server killed @ "+point, "file")
+			r := faults.Record(t, "fuse-kill", "mkdir in flight, server killed @ "+point, hostEnv.Name)
 			for run := 0; run < faults.Runs() && !t.Failed(); run++ {
 				round(r, point, func(s *server, done <-chan struct{}) {
 					if !s.waitExit(30 * time.Second) {
@@ -199,7 +201,7 @@ func TestFUSEServerKilledDuringMkdir(t *testing.T) {
 	}
 	t.Run("random", func(t *testing.T) {
 		w.T, w.Fixture.T = t, t
-		r := faults.Record(t, "fuse-kill", "mkdir in flight, server killed at a random moment", "file")
+		r := faults.Record(t, "fuse-kill", "mkdir in flight, server killed at a random moment", hostEnv.Name)
 		rnd := rand.New(rand.NewSource(9))
 		for run := 0; run < 4*faults.Runs() && !t.Failed(); run++ {
 			delay := time.Duration(rnd.Intn(40)) * time.Millisecond

@@ -6,42 +6,27 @@ package faults_test
 // testdata/vm/run (this host's kernel has no device-mapper). Built only
 // with -tags lvm2, once lvm/lvm2 is part of the module:
 //
-//	go test -c -tags lvm2 -o /var/tmp/faults-lvm2.test ./faults
+//	go test -c -tags lvm2,crashpoints -o /var/tmp/faults-lvm2.test ./faults
 //	testdata/vm/run --disk-size 8G --timeout 5400 -- -C faults /var/tmp/faults-lvm2.test \
 //	    -test.run 'TestCrashMatrixLVM2' -test.v -test.timeout 90m
 //
 // THINROOT_FAULTS_RUNS and THINROOT_FAULTS_REPORT pass into the VM.
 
 import (
-	"log/slog"
-	"os"
 	"testing"
 
 	"github.com/thinroot/thinroot/faults"
-	"github.com/thinroot/thinroot/lvm"
-	"github.com/thinroot/thinroot/lvm/lvm2"
 	"github.com/thinroot/thinroot/lvm/lvm2/lvm2test"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
 
-var lvm2Env = lvmtest.Env{
-	Name: "lvm2",
-	Backends: func(stateDir string) map[string]lvm.Backend {
-		be, err := lvm2.New(lvm2test.VGName, lvm2.Options{Log: slog.New(slog.NewTextHandler(os.Stderr, nil))})
-		if err != nil {
-			panic(err)
-		}
-		return map[string]lvm.Backend{"lvm2:" + lvm2test.VGName: be}
-	},
-	Config: func(root, pool string) lvm.Config {
-		return lvm.Config{Backend: "lvm2", VolumeGroup: lvm2test.VGName}
-	},
-	// Thin pools take their data space from the VG at once: keep them
-	// small (the ByOwnPool worlds make two).
-	PoolSize:   512 << 20,
-	VolumeSize: 256 << 20,
-	RemovePool: lvm2test.RemovePool,
-}
+// The crash matrix's lvm2 env: thin pools take their data space from the
+// group at once, so they are small (the ByOwnPool worlds make two).
+var lvm2Env = func() lvmtest.Env {
+	e := lvmtest.LVM2()
+	e.PoolSize, e.VolumeSize, e.SpacePadMB = 512<<20, 256<<20, 0
+	return e
+}()
 
 func init() { moreEnvs = append(moreEnvs, lvm2Env) }
 

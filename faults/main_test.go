@@ -8,20 +8,13 @@ import (
 	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/internal/testbin"
 	"github.com/thinroot/thinroot/internal/testguard"
-	"github.com/thinroot/thinroot/lvm"
-	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 	"github.com/thinroot/thinroot/sandbox"
 )
 
-// fileEnv is the file backend, the one this host can run.
-var fileEnv = lvmtest.Env{
-	Name: "file",
-	Backends: func(stateDir string) map[string]lvm.Backend {
-		return map[string]lvm.Backend{file.Kind: file.New(stateDir, nil)}
-	},
-	Config: func(root, pool string) lvm.Config { return lvm.Config{Backend: file.Kind} },
-}
+// hostEnv is the real backend this host tests (lvmtest.BackendEnv: file
+// unless told btrfs).
+var hostEnv = lvmtest.HostEnv()
 
 // moreEnvs are the backends other files of this package add (the lvm2
 // one, built with -tags lvm2 for the VM).
@@ -32,7 +25,7 @@ func TestMain(m *testing.M) {
 	// crash matrix runs it again as the process it kills.
 	sandbox.Main()
 	probe.Main()
-	faults.HelperMain(append([]lvmtest.Env{fileEnv}, moreEnvs...)...)
+	faults.HelperMain(append([]lvmtest.Env{hostEnv}, moreEnvs...)...)
 	code := testguard.Main(m)
 	testbin.Remove()
 	probe.Remove()

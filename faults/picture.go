@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // Picture is what a user relies on, normalized so that two pictures can be
@@ -132,13 +134,13 @@ func ManagerPicture(m *lvm.Manager, cfgs []lvm.Config, exts []string) Picture {
 
 // DiskPicture reads the same picture straight from the backend and mock's
 // records, without a Manager: what a fresh process on the host would find.
-func DiskPicture(ctx context.Context, be lvm.Backend, cfgs []lvm.Config, exts []string) (Picture, error) {
+func DiskPicture(ctx context.Context, be backend.Backend, cfgs []lvm.Config, exts []string) (Picture, error) {
 	p := Picture{Pools: map[string]bool{}, Configs: map[string]*ConfigPicture{}}
 	roots := make([]string, len(cfgs))
 	for i, c := range cfgs {
 		roots[i] = c.Root
 	}
-	reports := map[string]*lvm.PoolReport{}
+	reports := map[string]*backend.PoolReport{}
 	for _, c := range cfgs {
 		if _, ok := reports[c.Pool]; ok {
 			continue
@@ -146,7 +148,7 @@ func DiskPicture(ctx context.Context, be lvm.Backend, cfgs []lvm.Config, exts []
 		r, err := be.Scan(ctx, c.Pool)
 		switch {
 		case errors.Is(err, lvm.ErrNotFound):
-			r = &lvm.PoolReport{}
+			r = &backend.PoolReport{}
 			p.Pools[c.Pool] = false
 		case err != nil:
 			return p, err
@@ -162,7 +164,7 @@ func DiskPicture(ctx context.Context, be lvm.Backend, cfgs []lvm.Config, exts []
 		p.Configs[c.Root] = cp
 		origins := map[string]string{}
 		for _, v := range r.Volumes {
-			vn, ok := lvm.ParseLV(v.Name, roots)
+			vn, ok := mock.ParseVolume(v.Name, roots)
 			if !ok || !v.Thin || vn.Root != c.Root {
 				continue
 			}
@@ -178,7 +180,7 @@ func DiskPicture(ctx context.Context, be lvm.Backend, cfgs []lvm.Config, exts []
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return "", err
 			}
-			if vn, ok := lvm.ParseLV(strings.TrimRight(string(b), " \t\r\n"), []string{c.Root}); ok && !vn.Workdir &&
+			if vn, ok := mock.ParseVolume(strings.TrimRight(string(b), " \t\r\n"), []string{c.Root}); ok && !vn.Workdir &&
 				vn.Root == c.Root && cp.Snapshots[vn.Name] {
 				return vn.Name, nil
 			}
@@ -188,7 +190,7 @@ func DiskPicture(ctx context.Context, be lvm.Backend, cfgs []lvm.Config, exts []
 			return "", nil
 		}
 		for ext, origin := range origins {
-			if vn, ok := lvm.ParseLV(origin, []string{c.Root}); ok && !vn.Workdir && vn.Root == c.Root && cp.Snapshots[vn.Name] {
+			if vn, ok := mock.ParseVolume(origin, []string{c.Root}); ok && !vn.Workdir && vn.Root == c.Root && cp.Snapshots[vn.Name] {
 				cp.Workdirs[ext] = vn.Name
 				continue
 			}

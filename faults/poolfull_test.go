@@ -29,8 +29,8 @@ import (
 // with the reason in the log; once the filler is removed everything works
 // again and every volume's filesystem is clean.
 func TestPoolFull(t *testing.T) {
-	r := faults.Record(t, "pool-full", "fill, refuse, recover", "file")
-	env := fileEnv
+	r := faults.Record(t, "pool-full", "fill, refuse, recover", hostEnv.Name)
+	env := hostEnv
 	env.PoolSize, env.VolumeSize = 512<<20, 1<<30
 	w := faults.NewWorld(t, env, faults.WorldOptions{})
 	w.Init(0)
@@ -110,11 +110,17 @@ func TestPoolFull(t *testing.T) {
 			}
 		}
 	}
-	imgs, _ := filepath.Glob(filepath.Join(w.StateDir, "pools", w.Pool, "volumes", "*.img"))
-	r.Check(len(imgs) >= 3, "only %d volume images", len(imgs))
-	for _, img := range imgs {
-		out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput()
-		r.Check(err == nil, "e2fsck -fn %s: %v\n%s", filepath.Base(img), err, out)
+	if w.Env.Name == "btrfs" {
+		// The volumes are subvolumes of one filesystem: scrub it.
+		out, err := exec.Command("btrfs", "scrub", "start", "-B", filepath.Join(w.PoolsDir(), w.Pool)).CombinedOutput()
+		r.Check(err == nil, "btrfs scrub of the pool: %v\n%s", err, out)
+	} else {
+		imgs, _ := filepath.Glob(filepath.Join(w.PoolsDir(), w.Pool, "volumes", "*.img"))
+		r.Check(len(imgs) >= 3, "only %d volume images", len(imgs))
+		for _, img := range imgs {
+			out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput()
+			r.Check(err == nil, "e2fsck -fn %s: %v\n%s", filepath.Base(img), err, out)
+		}
 	}
 	w.CheckInvariants(w.Restart(), r)
 }

@@ -44,8 +44,8 @@ var (
 // disk must agree, every invariant must hold, and the picture must be one
 // a serial order of the round's operations gives (faults.Explain).
 func TestRaces(t *testing.T) {
-	r := faults.Record(t, "races", "CLI and two daemons on one config", "file")
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{Exts: []string{"e1", "e2"}})
+	r := faults.Record(t, "races", "CLI and two daemons on one config", hostEnv.Name)
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{Exts: []string{"e1", "e2"}})
 	dir := probe.PublicDir(t)
 	var daemons []*server
 	for _, name := range []string{"d1", "d2"} {
@@ -251,8 +251,8 @@ func build(deadline time.Time, sock, root, ext string) error {
 // daemon's: the newcomer must neither mark it interrupted nor remove its
 // workdir, and the build ends as it would have.
 func TestSecondDaemonDuringBuild(t *testing.T) {
-	r := faults.Record(t, "races", "second daemon starts during a build", "file")
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{})
+	r := faults.Record(t, "races", "second daemon starts during a build", hostEnv.Name)
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{})
 	w.Init(0)
 	dir := probe.PublicDir(t)
 	mnt1, mnt2 := filepath.Join(dir, "d1"), filepath.Join(dir, "d2")

@@ -95,14 +95,6 @@ func (r *Rec) Must(ok bool, format string, args ...any) {
 	}
 }
 
-// Checked counts n assertions made elsewhere (helpers that fail t
-// themselves).
-func (r *Rec) Checked(n int) {
-	r.mu.Lock()
-	r.c.Checks += n
-	r.mu.Unlock()
-}
-
 // Outcome counts how a run ended.
 func (r *Rec) Outcome(o string) {
 	r.mu.Lock()

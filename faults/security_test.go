@@ -24,7 +24,7 @@ const nobody = 65534
 // with a workdir, a snapshot and a finished build, so the tree has every
 // kind of node.
 func secureWorld(t *testing.T) (*faults.World, *server) {
-	w := faults.NewWorld(t, fileEnv, faults.WorldOptions{})
+	w := faults.NewWorld(t, hostEnv, faults.WorldOptions{})
 	w.Init(0)
 	mnt := filepath.Join(probe.PublicDir(t), "tree")
 	os.Mkdir(mnt, 0o755)
@@ -46,7 +46,7 @@ func secureWorld(t *testing.T) (*faults.World, *server) {
 // them on purpose (it is 0660 root:group, so normally they cannot even
 // connect). A member of the group may do the same changes.
 func TestOutsidersChangeNothing(t *testing.T) {
-	r := faults.Record(t, "security", "outsiders read, change nothing (tree and socket)", "file")
+	r := faults.Record(t, "security", "outsiders read, change nothing (tree and socket)", hostEnv.Name)
 	w, s := secureWorld(t)
 	mnt := s.mnt
 	config, snaps := treePaths(mnt, w)
@@ -140,7 +140,7 @@ func firstBuild(t *testing.T, sock string) string {
 // a relative one resolves inside the tree, an absolute one is a workdir's
 // mounted root or a build's result directory, nothing else on the host.
 func TestSymlinksStayInside(t *testing.T) {
-	r := faults.Record(t, "security", "every symlink in the tree points inside thinroot's own paths", "file")
+	r := faults.Record(t, "security", "every symlink in the tree points inside thinroot's own paths", hostEnv.Name)
 	w, s := secureWorld(t)
 	st := w.NewManagerFor().State()
 	allowed := map[string]bool{}
@@ -197,9 +197,9 @@ func TestSymlinksStayInside(t *testing.T) {
 // /sys read-only as mock mounts it, /dev, /tmp and its binds); with or
 // without the network.
 func TestBuildIsolation(t *testing.T) {
-	r := faults.Record(t, "security", "a build sees no host process, other workdir or the socket", "file")
+	r := faults.Record(t, "security", "a build sees no host process, other workdir or the socket", hostEnv.Name)
 	w, s := secureWorld(t)
-	byRoot := w.By.RootPath(faults.BystanderExt)
+	byRoot := w.By.ChrootDir(faults.BystanderExt)
 	sockName := filepath.Base(s.socket)
 	script := fmt.Sprintf(`echo procs=$(ls /proc | grep -c '^[0-9][0-9]*$')
 echo pid1=$(tr '\0' '\n' < /proc/1/cmdline | sed -n 2p)
@@ -248,7 +248,7 @@ echo end`, s.socket, filepath.Join(byRoot, "root", "kept"), w.StateDir, w.StateD
 // nothing thinroot writes in its state directory or the basedir is
 // writable by others (thinroot(1), FILES).
 func TestModes(t *testing.T) {
-	r := faults.Record(t, "security", "modes of the socket, the tree and the state files", "file")
+	r := faults.Record(t, "security", "modes of the socket, the tree and the state files", hostEnv.Name)
 	w, s := secureWorld(t)
 	var st syscall.Stat_t
 	r.Must(syscall.Stat(s.socket, &st) == nil, "stat socket")
@@ -268,14 +268,22 @@ func TestModes(t *testing.T) {
 		r.Check(err == nil && st.Mode&0o7777 == mode && st.Uid == 0 && st.Gid == treeGID,
 			"%s: mode %o owner %d:%d (%v), want %o 0:%d", strings.TrimPrefix(p, s.mnt), st.Mode&0o7777, st.Uid, st.Gid, err, mode, treeGID)
 	}
-	images, _ := filepath.Glob(filepath.Join(w.StateDir, "pools", "*.img"))
-	vols, _ := filepath.Glob(filepath.Join(w.StateDir, "pools", "*", "volumes", "*.img"))
+	// Pool images, and the volumes in them: the file backend's images, or
+	// the btrfs backend's volumes directory (its subvolumes are the
+	// buildroots themselves).
+	images, _ := filepath.Glob(filepath.Join(w.PoolsDir(), "*.img"))
+	vols, _ := filepath.Glob(filepath.Join(w.PoolsDir(), "*", "volumes", "*.img"))
+	wantVols := 3
+	if w.Env.Name == "btrfs" {
+		vols, _ = filepath.Glob(filepath.Join(w.PoolsDir(), "*", "volumes"))
+		wantVols = 1
+	}
 	for _, img := range append(images, vols...) {
 		r.Run()
 		r.Check(syscall.Stat(img, &st) == nil && st.Mode&0o077 == 0, "%s: mode %o, want no access for group and others",
 			strings.TrimPrefix(img, w.StateDir), st.Mode&0o7777)
 	}
-	r.Check(len(images) > 0 && len(vols) >= 3, "found %d pool images and %d volume images", len(images), len(vols))
+	r.Check(len(images) > 0 && len(vols) >= wantVols, "found %d pool images and %d volume images", len(images), len(vols))
 	for _, root := range []string{w.StateDir, w.Basedir} {
 		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -283,7 +291,7 @@ func TestModes(t *testing.T) {
 			}
 			// Inside the volumes' own filesystems (workdir roots, pools'
 			// contents) the modes are the buildroot's business.
-			if d.IsDir() && (d.Name() == "root" && strings.HasPrefix(p, w.Basedir) || p == filepath.Join(w.StateDir, "pools")) {
+			if d.IsDir() && (d.Name() == "root" && strings.HasPrefix(p, w.Basedir) || p == w.PoolsDir()) {
 				return filepath.SkipDir
 			}
 			if syscall.Lstat(p, &st) == nil && st.Mode&syscall.S_IFMT != syscall.S_IFLNK {

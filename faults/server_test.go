@@ -37,9 +37,9 @@ func thinrootBin(t testing.TB) string { return testbin.Thinroot(t, lvmtest.RepoR
 // worldFlags are the flags that point the binary at a world's
 // directories and pool, and define its configs ad hoc.
 func worldFlags(t testing.TB, w *faults.World) []string {
-	return []string{"--state-dir", w.StateDir, "--basedir", w.Basedir, "--config-dir", t.TempDir(),
+	return append([]string{"--state-dir", w.StateDir, "--basedir", w.Basedir, "--config-dir", t.TempDir(),
 		"--pool", w.Pool, "--size", "1G", "--pool-size", "2G",
-		"--bootstrap", "/bin/sh", "--bootstrap", lvmtest.BootstrapScript(t)}
+		"--bootstrap", "/bin/sh", "--bootstrap", lvmtest.BootstrapScript(t)}, w.Env.Flags()...)
 }
 
 // serverArgs are worldFlags plus the configs to serve.

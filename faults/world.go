@@ -15,7 +15,9 @@ import (
 
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 var bg = context.Background()
@@ -125,8 +127,8 @@ func (w *World) DiskPicture() (Picture, error) {
 	return DiskPicture(bg, w.backend(), []lvm.Config{w.Config, w.By}, w.Exts)
 }
 
-func (w *World) backend() lvm.Backend {
-	return w.Env.Backends(w.StateDir)[lvm.BackendKey(&w.Config)]
+func (w *World) backend() backend.Backend {
+	return w.Env.Backend(w.T, w.StateDir)
 }
 
 // CheckInvariants checks what must hold after any crash and restart:
@@ -157,7 +159,7 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 		var onDisk []string
 		if err == nil {
 			for _, v := range rep.Volumes {
-				if v.Thin && (lvm.IsOurs(w.Root, v.Name) || lvm.IsOurs(BystanderRoot, v.Name)) {
+				if v.Thin && (mock.IsOurs(w.Root, v.Name) || mock.IsOurs(BystanderRoot, v.Name)) {
 					onDisk = append(onDisk, v.Name)
 				}
 			}
@@ -196,7 +198,7 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 	_, bc := st.Config(BystanderRoot)
 	r.Check(bc != nil && bc.Workdir(BystanderExt) != nil && bc.Snapshot(BystanderSnap) != nil,
 		"the bystander lost its workdir or snapshot: %+v", bc)
-	got, err := os.ReadFile(filepath.Join(w.By.RootPath(BystanderExt), bystanderFile))
+	got, err := os.ReadFile(filepath.Join(w.By.ChrootDir(BystanderExt), bystanderFile))
 	r.Check(err == nil && string(got) == w.token, "the bystander's file reads %q (%v), want %q", got, err, w.token)
 
 	// Temporaries of atomic writes (records, sidecars, intents) that a
@@ -207,7 +209,7 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 			if err != nil {
 				return nil
 			}
-			if d.IsDir() && (p == filepath.Join(w.StateDir, "pools") || (d.Name() == "root" && p != dir)) {
+			if d.IsDir() && (p == w.PoolsDir() || (d.Name() == "root" && p != dir)) {
 				return filepath.SkipDir // the pools' and volumes' own contents
 			}
 			if n := d.Name(); strings.Contains(n, ".tmp-") || strings.HasPrefix(n, ".new-") {
@@ -225,33 +227,52 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 			r.Check(listedMounts[e.Mountpoint], "leaked mount %s (no workdir listed there)", e.Mountpoint)
 		}
 	}
-	if w.Env.Name == "file" {
-		w.checkFileLeaks(st, table, r)
+	if w.PoolsDir() != "" {
+		w.checkPoolLeaks(st, table, r)
 	}
 }
 
-// checkSnapshotData activates a snapshot and checks its filesystem with
-// e2fsck -fn and that the bootstrapped root is in it.
-func (w *World) checkSnapshotData(be lvm.Backend, pool, lv string, r *Rec) {
+// checkSnapshotData activates a snapshot and checks that the bootstrapped
+// root is in it: on a block volume, a clean filesystem (e2fsck -fn) with
+// the root's /etc/issue (debugfs); on a directory volume, the file.
+func (w *World) checkSnapshotData(be backend.Backend, pool, lv string, r *Rec) {
 	v, err := be.Activate(bg, pool, lv)
 	if !r.Check(err == nil, "activate snapshot %s: %v", lv, err) {
 		return
 	}
 	defer func() {
-		if rel, ok := be.(lvm.Releaser); ok {
+		if rel, ok := be.(backend.Releaser); ok {
 			rel.Release(v)
 		}
 	}()
-	out, err := exec.Command("e2fsck", "-fn", v.Device).CombinedOutput()
+	if !be.Capabilities().Block {
+		issue, err := os.ReadFile(filepath.Join(v.Mount.Source, "etc", "issue"))
+		r.Check(err == nil && strings.Contains(string(issue), "busybox"), "snapshot %s has no bootstrapped root: %v %q", lv, err, issue)
+		return
+	}
+	out, err := exec.Command("e2fsck", "-fn", v.Mount.Source).CombinedOutput()
 	r.Check(err == nil, "snapshot %s: e2fsck -fn: %v\n%s", lv, err, out)
-	out, err = exec.Command("debugfs", "-R", "cat /etc/issue", v.Device).CombinedOutput()
+	out, err = exec.Command("debugfs", "-R", "cat /etc/issue", v.Mount.Source).CombinedOutput()
 	r.Check(err == nil && strings.Contains(string(out), "busybox"), "snapshot %s has no bootstrapped root: %v %q", lv, err, out)
 }
 
-// checkFileLeaks: every loop device backed by a file under the state
-// directory is a pool's image or a mounted workdir's, and the pools hold
-// no temporary files once scanned.
-func (w *World) checkFileLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
+// PoolsDir is where the backend keeps pool images under the state
+// directory (lvm/imagepool's Dir), "" for a backend that keeps none.
+func (w *World) PoolsDir() string {
+	switch w.Env.Name {
+	case "file":
+		return filepath.Join(w.StateDir, "pools")
+	case "btrfs":
+		return filepath.Join(w.StateDir, "btrfs")
+	}
+	return ""
+}
+
+// checkPoolLeaks: every loop device backed by a file under the state
+// directory is a pool's image or a mounted workdir's, nothing but pools
+// is mounted there, and the pools hold no temporary files once the
+// Manager has opened them.
+func (w *World) checkPoolLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
 	mountedDev := map[string]bool{}
 	for _, e := range table {
 		mountedDev[e.Source] = true
@@ -267,7 +288,7 @@ func (w *World) checkFileLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
 			}
 			isPool := false
 			for _, p := range st.Pools {
-				isPool = isPool || file == filepath.Join(w.StateDir, "pools", p.Name+".img")
+				isPool = isPool || file == filepath.Join(w.PoolsDir(), p.Name+".img")
 			}
 			if !isPool && !mountedDev[dev] {
 				leaks = append(leaks, dev+" -> "+file)
@@ -283,19 +304,19 @@ func (w *World) checkFileLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
 		if !strings.HasPrefix(e.Mountpoint, w.StateDir+"/") {
 			continue
 		}
-		name := strings.TrimPrefix(e.Mountpoint, filepath.Join(w.StateDir, "pools")+"/")
+		name := strings.TrimPrefix(e.Mountpoint, w.PoolsDir()+"/")
 		r.Check(st.Pool(name) != nil && st.Pool(name).Stats.SizeBytes > 0, "leaked mount %s in the state dir", e.Mountpoint)
 	}
 	var tmps []string
 	for _, pool := range uniq(w.Pool, w.By.Pool) {
-		ents, _ := os.ReadDir(filepath.Join(w.StateDir, "pools", pool, "volumes"))
+		ents, _ := os.ReadDir(filepath.Join(w.PoolsDir(), pool, "volumes"))
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), ".") {
 				tmps = append(tmps, e.Name())
 			}
 		}
 	}
-	ents, _ := os.ReadDir(filepath.Join(w.StateDir, "pools"))
+	ents, _ := os.ReadDir(w.PoolsDir())
 	for _, e := range ents {
 		if strings.Contains(e.Name(), ".tmp") {
 			tmps = append(tmps, e.Name())

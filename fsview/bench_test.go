@@ -9,6 +9,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // Benchmarks of the tree's hot paths without a mount: resolving a path
@@ -27,11 +28,11 @@ func bigState(configs, perConfig int) *lvm.State {
 	for i := 0; i < configs; i++ {
 		root := fmt.Sprintf("fedora-%02d-x86_64", i)
 		cs := lvm.ConfigState{Root: root, Pool: "mockbuild", Known: true, State: lvm.StateReady, Current: lvm.PostInit}
-		snap := lvm.SnapshotState{Name: lvm.PostInit, LV: lvm.SnapshotLV(root, lvm.PostInit), Created: created,
+		snap := lvm.SnapshotState{Name: lvm.PostInit, LV: mock.SnapshotVolume(root, lvm.PostInit), Created: created,
 			VirtualSize: 8 << 30, UsedBytes: 400 << 20}
 		for j := 0; j < perConfig; j++ {
 			ext := fmt.Sprintf("w%03d", j)
-			w := lvm.WorkdirState{Root: root, Ext: ext, LV: lvm.WorkdirLV(root, ext), Snapshot: lvm.PostInit,
+			w := lvm.WorkdirState{Root: root, Ext: ext, LV: mock.WorkdirVolume(root, ext), Snapshot: lvm.PostInit,
 				Created: created, VirtualSize: 8 << 30, UsedBytes: 4 << 20,
 				Mountpoint: "/var/lib/mock/" + root + "-" + ext + "/root", Mounted: true, Device: fmt.Sprintf("/dev/loop%d", j)}
 			cs.Workdirs = append(cs.Workdirs, w)
@@ -166,5 +167,30 @@ func BenchmarkFlatten(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func benchStats() lvm.Stats {
+	return lvm.Stats{Backend: "file", Pool: "mockbuild", SizeBytes: 20 << 30, UsedBytes: 5 << 30, FreeBytes: 15 << 30,
+		DataPercent: 25.5, MetadataPercent: 3.25, MetadataLabel: "inodes", ThinVolumes: 210, Configs: 10,
+		Snapshots: 10, Workdirs: 200, WarnPercent: 75, RefusePercent: 90, Status: lvm.StatusOK,
+		Updated: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func BenchmarkStatsText(b *testing.B) {
+	s := benchStats()
+	for i := 0; i < b.N; i++ {
+		if len(StatsText(s)) == 0 {
+			b.Fatal("empty")
+		}
+	}
+}
+
+func BenchmarkStatsJSON(b *testing.B) {
+	s := benchStats()
+	for i := 0; i < b.N; i++ {
+		if len(StatsJSON(s)) == 0 {
+			b.Fatal("empty")
+		}
 	}
 }

@@ -169,9 +169,9 @@ func (f *statsFile) content(st *lvm.State) ([]byte, time.Time, bool) {
 	}
 	stats := PoolStats(p.Stats)
 	if f.json {
-		return stats.JSON(), stats.Updated, true
+		return StatsJSON(stats), stats.Updated, true
 	}
-	return []byte(stats.Text()), stats.Updated, true
+	return []byte(StatsText(stats)), stats.Updated, true
 }
 
 // stateFile is a config's init state.

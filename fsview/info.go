@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // The info files. Each snapshot and each workdir has a ".info" ("key:
@@ -78,7 +79,7 @@ func OriginWords(root, snap, origin string) string {
 	if origin == "" {
 		return "unknown"
 	}
-	if n, ok := lvm.ParseLV(origin, []string{root}); ok && n.Root == root {
+	if n, ok := mock.ParseVolume(origin, []string{root}); ok && n.Root == root {
 		if n.Workdir {
 			return "workdir " + n.Name
 		}

@@ -20,27 +20,18 @@ import (
 	"github.com/thinroot/thinroot/internal/probe"
 	"github.com/thinroot/thinroot/internal/testbin"
 	"github.com/thinroot/thinroot/internal/testguard"
-	"github.com/thinroot/thinroot/lvm"
-	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
 
-// The tests mount real trees over the file backend: real XFS pools, ext4
-// volumes, loop devices, chroots. They need root and skip otherwise.
+// The tests mount real trees over a real backend (lvmtest.HostEnv: the
+// file backend's XFS pools, ext4 volumes and loop devices, or btrfs
+// subvolumes), with chroots. They need root and skip otherwise.
 
-var env = lvmtest.Env{
-	Name: "file",
-	Backends: func(stateDir string) map[string]lvm.Backend {
-		return map[string]lvm.Backend{file.Kind: file.New(stateDir, nil)}
-	},
-	Config: func(root, pool string) lvm.Config {
-		return lvm.Config{Backend: file.Kind}
-	},
-}
+var env = lvmtest.HostEnv()
 
 func TestMain(m *testing.M) {
 	probe.Main()
-	lvmtest.HelperMain(env)
+	lvmtest.HelperMain([]lvmtest.Env{env}, nil)
 	code := testguard.Main(m)
 	// The binaries tests made live outside their temp dirs (other users
 	// must reach them).
@@ -174,7 +165,7 @@ func thinrootBin(t testing.TB) string { return testbin.Thinroot(t, lvmtest.RepoR
 // cli runs the thinroot binary on the fixture's directories and pool.
 func cli(t testing.TB, f *lvmtest.Fixture, args ...string) {
 	t.Helper()
-	cmd := exec.Command(thinrootBin(t), append(args, "--state-dir", f.StateDir, "--basedir", f.Basedir, "--pool", f.Pool)...)
+	cmd := exec.Command(thinrootBin(t), append(append(args, "--state-dir", f.StateDir, "--basedir", f.Basedir, "--pool", f.Pool), env.Flags()...)...)
 	cmd.Dir = "/"
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("thinroot %s: %v\n%s", strings.Join(args, " "), err, out)

@@ -33,8 +33,8 @@ func startMount(t *testing.T, f *lvmtest.Fixture, mnt string) *server {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(thinrootBin(t), "mount", mnt, "--state-dir", f.StateDir, "--basedir", f.Basedir,
-		"--refresh", "200ms", "--config", f.Root, "--pool", f.Pool, "--allow-other", "--log-level", "debug")
+	cmd := exec.Command(thinrootBin(t), append([]string{"mount", mnt, "--state-dir", f.StateDir, "--basedir", f.Basedir,
+		"--refresh", "200ms", "--config", f.Root, "--pool", f.Pool, "--allow-other", "--log-level", "debug"}, env.Flags()...)...)
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

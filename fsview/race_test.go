@@ -15,6 +15,7 @@ import (
 
 	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // readers run ls and cat of paths that never go away until stop is
@@ -120,7 +121,7 @@ func TestRaces(t *testing.T) {
 			n++
 		}
 	}
-	if n != 1 || countVolumes(t, f.StateDir, f.Pool, lvm.WorkdirLV(f.Root, "same")) != 1 {
+	if n != 1 || countVolumes(t, f.StateDir, f.Pool, mock.WorkdirVolume(f.Root, "same")) != 1 {
 		t.Fatalf("%d workdirs named same in the state, want 1", n)
 	}
 
@@ -158,16 +159,19 @@ func TestRaces(t *testing.T) {
 	}
 }
 
-// countVolumes counts the volume images named lv in a file pool.
+// countVolumes counts the volumes named lv the backend has in pool.
 func countVolumes(t testing.TB, stateDir, pool, lv string) int {
 	t.Helper()
+	r, err := env.Backend(t, stateDir).Scan(context.Background(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var n int
-	filepath.Walk(filepath.Join(stateDir, "pools"), func(p string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() && filepath.Ext(p) == ".img" && filepath.Base(p) == lv+".img" {
+	for _, v := range r.Volumes {
+		if v.Name == lv {
 			n++
 		}
-		return nil
-	})
+	}
 	return n
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // These tests need no root and no mount: they look at the nodes' listings
@@ -70,7 +71,7 @@ func (f *fakeModel) BuildResult(id string) string {
 func sampleState() *lvm.State {
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	w := func(root, ext, snap string) lvm.WorkdirState {
-		return lvm.WorkdirState{Root: root, Ext: ext, LV: lvm.WorkdirLV(root, ext), Snapshot: snap, Created: created,
+		return lvm.WorkdirState{Root: root, Ext: ext, LV: mock.WorkdirVolume(root, ext), Snapshot: snap, Created: created,
 			Mountpoint: "/var/lib/mock/" + root + "-" + ext + "/root", Mounted: true, Device: "/dev/loop1"}
 	}
 	return &lvm.State{Generation: 1, Taken: created, Pools: []lvm.PoolState{{

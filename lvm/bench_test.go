@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/thinroot/thinroot/internal/testguard"
+	"github.com/thinroot/thinroot/lvm/backend"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // Benchmarks of the Manager's hot paths: a refresh (one scan per pool,
@@ -20,30 +22,43 @@ import (
 // (bench/gobench.go); go test -run '^$' -bench . ./lvm/ runs them alone.
 
 // scanBackend is a backend whose Scan hands back a prepared report at
-// once, so a benchmark measures the Manager and not a disk.
+// once, so a benchmark measures the Manager and not a disk. Its kind is
+// registered so that configs can name it; the Manager gets the instance
+// through Options.Open.
 type scanBackend struct {
-	report *PoolReport
+	report *backend.PoolReport
 }
 
-func (s *scanBackend) Kind() string                                        { return "file" }
-func (s *scanBackend) CreatePool(ctx context.Context, spec PoolSpec) error { return ErrUnsupported }
-func (s *scanBackend) RemovePool(ctx context.Context, pool string) error   { return ErrUnsupported }
+const scanKind = "scan"
+
+func init() {
+	backend.Register(backend.Kind{Name: scanKind, Open: func(backend.Env, map[string]string) (backend.Backend, error) {
+		return nil, ErrUnsupported
+	}})
+}
+
+func (s *scanBackend) Kind() string                       { return scanKind }
+func (s *scanBackend) Capabilities() backend.Capabilities { return backend.Capabilities{} }
+func (s *scanBackend) CreatePool(ctx context.Context, spec backend.PoolSpec) error {
+	return ErrUnsupported
+}
+func (s *scanBackend) RemovePool(ctx context.Context, pool string) error { return ErrUnsupported }
 func (s *scanBackend) Pools(ctx context.Context) ([]string, error) {
 	return []string{s.report.Name}, nil
 }
-func (s *scanBackend) Scan(ctx context.Context, pool string) (*PoolReport, error) {
+func (s *scanBackend) Scan(ctx context.Context, pool string) (*backend.PoolReport, error) {
 	r := *s.report
-	r.Volumes = append([]Volume(nil), s.report.Volumes...)
+	r.Volumes = append([]backend.Volume(nil), s.report.Volumes...)
 	r.Scanned = time.Now()
 	return &r, nil
 }
-func (s *scanBackend) CreateThin(ctx context.Context, pool, name string, size int64) (*Volume, error) {
+func (s *scanBackend) Create(ctx context.Context, pool, name string, size int64) (*backend.Volume, error) {
 	return nil, ErrUnsupported
 }
-func (s *scanBackend) Snapshot(ctx context.Context, pool, origin, name string, opts SnapshotOptions) (*Volume, error) {
+func (s *scanBackend) Snapshot(ctx context.Context, pool, origin, name string, opts backend.SnapshotOptions) (*backend.Volume, error) {
 	return nil, ErrUnsupported
 }
-func (s *scanBackend) Activate(ctx context.Context, pool, name string) (*Volume, error) {
+func (s *scanBackend) Activate(ctx context.Context, pool, name string) (*backend.Volume, error) {
 	return nil, ErrUnsupported
 }
 func (s *scanBackend) Remove(ctx context.Context, pool, name string) error { return ErrUnsupported }
@@ -86,23 +101,23 @@ func benchManager(b *testing.B, configs, perConfig int) *Manager {
 		b.Fatal(err)
 	}
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	r := &PoolReport{Name: "mockbuild", Backend: "file", SizeBytes: 20 << 30, UsedBytes: 5 << 30,
+	r := &backend.PoolReport{Name: "mockbuild", Backend: scanKind, SizeBytes: 20 << 30, UsedBytes: 5 << 30,
 		DataPercent: 25, MetadataPercent: 3, MetadataLabel: "inodes", WarnPercent: 75, RefusePercent: 90}
 	var cfgs []Config
 	for i := 0; i < configs; i++ {
 		root := fmt.Sprintf("fedora-%02d-x86_64", i)
-		c := Config{Root: root, Pool: "mockbuild", Basedir: basedir, Size: 8 << 30}
+		c := Config{Root: root, Backend: scanKind, Pool: "mockbuild", Basedir: basedir, Size: 8 << 30}
 		if err := c.Normalize(); err != nil {
 			b.Fatal(err)
 		}
 		cfgs = append(cfgs, c)
-		post := SnapshotLV(root, PostInit)
-		r.Volumes = append(r.Volumes, Volume{Name: post, Pool: "mockbuild", Thin: true, VirtualSize: 8 << 30,
+		post := mock.SnapshotVolume(root, PostInit)
+		r.Volumes = append(r.Volumes, backend.Volume{Name: post, Pool: "mockbuild", Thin: true, VirtualSize: 8 << 30,
 			UsedBytes: 400 << 20, Created: created})
 		for j := 0; j < perConfig; j++ {
 			ext := fmt.Sprintf("w%03d", j)
-			r.Volumes = append(r.Volumes, Volume{Name: WorkdirLV(root, ext), Pool: "mockbuild", Origin: post, Thin: true,
-				VirtualSize: 8 << 30, UsedBytes: 4 << 20, Created: created, Active: true, Device: fmt.Sprintf("/dev/loop%d", j)})
+			r.Volumes = append(r.Volumes, backend.Volume{Name: mock.WorkdirVolume(root, ext), Pool: "mockbuild", Origin: post, Thin: true,
+				VirtualSize: 8 << 30, UsedBytes: 4 << 20, Created: created, Active: true, Mount: backend.Mount{Source: fmt.Sprintf("/dev/loop%d", j)}})
 			// The record CreateWorkdir leaves, written without its fsync:
 			// this is a fixture, not the operation.
 			if err := os.WriteFile(c.SnapinfoPath(ext), []byte(post), 0o644); err != nil {
@@ -111,8 +126,8 @@ func benchManager(b *testing.B, configs, perConfig int) *Manager {
 		}
 	}
 	m, err := NewManager(Options{StateDir: stateDir, Basedir: basedir,
-		Backends: map[string]Backend{"file": &scanBackend{report: r}},
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Open: func(backend.Spec) (backend.Backend, error) { return &scanBackend{report: r}, nil },
+		Log:  slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -171,71 +186,6 @@ func BenchmarkState(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if m.State() == nil {
 			b.Fatal("no state")
-		}
-	}
-}
-
-func benchStats() Stats {
-	return Stats{Backend: "file", Pool: "mockbuild", SizeBytes: 20 << 30, UsedBytes: 5 << 30, FreeBytes: 15 << 30,
-		DataPercent: 25.5, MetadataPercent: 3.25, MetadataLabel: "inodes", ThinVolumes: 210, Configs: 10,
-		Snapshots: 10, Workdirs: 200, WarnPercent: 75, RefusePercent: 90, Status: StatusOK,
-		Updated: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func BenchmarkStatsText(b *testing.B) {
-	s := benchStats()
-	for i := 0; i < b.N; i++ {
-		if len(s.Text()) == 0 {
-			b.Fatal("empty")
-		}
-	}
-}
-
-func BenchmarkStatsJSON(b *testing.B) {
-	s := benchStats()
-	for i := 0; i < b.N; i++ {
-		if len(s.JSON()) == 0 {
-			b.Fatal("empty")
-		}
-	}
-}
-
-// Name checks run on every mkdir, snapshot and config load.
-func BenchmarkValidateExt(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		if err := ValidateExt("fedora-41-x86_64", "try-1_build+2"); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkValidateRoot(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		if err := ValidateRoot("opensuse-leap-15.5-x86_64"); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkValidateRejected(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		if err := ValidateExt("fedora-41-x86_64", "bad/name"); err == nil {
-			b.Fatal("accepted")
-		}
-	}
-}
-
-// BenchmarkParseLV takes a volume name apart against ten known roots, as
-// publish does for every volume of every pool.
-func BenchmarkParseLV(b *testing.B) {
-	var roots []string
-	for i := 0; i < 10; i++ {
-		roots = append(roots, fmt.Sprintf("fedora-%02d-x86_64", i))
-	}
-	lv := WorkdirLV("fedora-07-x86_64", "w012")
-	for i := 0; i < b.N; i++ {
-		if vn, ok := ParseLV(lv, roots); !ok || !vn.Workdir {
-			b.Fatal("not parsed")
 		}
 	}
 }

@@ -3,20 +3,24 @@ package lvm
 import (
 	"errors"
 	"fmt"
+
+	"github.com/thinroot/thinroot/lvm/backend"
 )
 
 // Sentinel errors callers branch on (with errors.Is). The tree maps them to
-// errno values; the CLI prints them with their context.
+// errno values; the CLI prints them with their context. Those a backend
+// also returns are lvm/backend's own values.
 var (
-	ErrInvalidName = errors.New("invalid name")
-	ErrExists      = errors.New("already exists")
-	ErrNotFound    = errors.New("not found")
-	ErrPoolFull    = errors.New("pool is full")
-	ErrBusy        = errors.New("in use")
-	ErrNotEmpty    = errors.New("has workdirs")
+	ErrInvalidName = backend.ErrInvalidName
+	ErrExists      = backend.ErrExists
+	ErrNotFound    = backend.ErrNotFound
+	ErrPoolFull    = backend.ErrPoolFull
+	ErrBusy        = backend.ErrBusy
+	ErrNotEmpty    = backend.ErrNotEmpty
+	ErrUnsupported = backend.ErrUnsupported
+	ErrNoRoom      = backend.ErrNoRoom
 	ErrNotAllowed  = errors.New("not allowed")
 	ErrNotReady    = errors.New("not initialized")
-	ErrUnsupported = errors.New("not supported")
 )
 
 // PoolFullError says which pool is over which threshold, with its figures,
@@ -42,3 +46,5 @@ func (e *PoolFullError) Is(target error) bool { return target == ErrPoolFull }
 // notFound and friends wrap a sentinel with the object it is about.
 func notFound(what, name string) error { return fmt.Errorf("%s %s: %w", what, name, ErrNotFound) }
 func exists(what, name string) error   { return fmt.Errorf("%s %s: %w", what, name, ErrExists) }
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

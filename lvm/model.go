@@ -82,9 +82,11 @@ const (
 
 // SnapshotState is one snapshot of a config.
 type SnapshotState struct {
-	Name        string
+	Name string
+	// LV is the snapshot's volume name (on lvm2 its LV name; the field
+	// keeps the name readers know).
 	LV          string
-	Origin      string // LV name it was taken from, "" when unknown
+	Origin      string // the volume it was taken from, "" when unknown
 	Created     time.Time
 	VirtualSize int64
 	UsedBytes   int64
@@ -93,8 +95,9 @@ type SnapshotState struct {
 
 // WorkdirState is one working volume.
 type WorkdirState struct {
-	Root        string
-	Ext         string
+	Root string
+	Ext  string
+	// LV is the workdir's volume name (on lvm2 its LV name).
 	LV          string
 	Snapshot    string // the snapshot it was made from (or is recorded against)
 	Created     time.Time
@@ -102,7 +105,9 @@ type WorkdirState struct {
 	UsedBytes   int64
 	Mountpoint  string // where it is (or will be) mounted
 	Mounted     bool
-	Device      string
+	// Device is what is mounted: a block device, or the directory a
+	// directory backend (btrfs) bind-mounts.
+	Device string
 	// Busy is set while a build holds it.
 	Busy string
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"sort"
 	"strings"
 
 	"go.starlark.net/starlark"
@@ -377,14 +376,4 @@ func setRaw(raw Dict, order *[]string, r *renderer, k string, v any) {
 	}
 	raw[k] = v
 	r.env.Context.Set(k, v)
-}
-
-// sortedKeys returns d's keys sorted.
-func sortedKeys(d Dict) []string {
-	keys := make([]string, 0, len(d))
-	for k := range d {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

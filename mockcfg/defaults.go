@@ -87,7 +87,8 @@ var pluginList = []string{"tmpfs", "root_cache", "yum_cache", "mount", "bind_mou
 // mock has before it reads any file. Host-dependent values (uid, arch, the
 // mock group, a run id) are taken from this host as mock takes them.
 // Installation paths that only make sense inside mock (plugin_dir) are left
-// out.
+// out. It is long because it is one table: mock's defaults in the order
+// mock's own code sets them, to be read and compared side by side.
 func setDefaults(o *optsDict) {
 	set := o.set
 	set("config_paths", l())

@@ -199,6 +199,9 @@ func isASCIILetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && 
 func isOct(c byte) bool         { return c >= '0' && c <= '7' }
 func isDigit(c byte) bool       { return c >= '0' && c <= '9' }
 
+// replTemplateLine expands one line of a re.sub replacement template as
+// Python's re module does. It is long because it is one scanner over the
+// escapes and group references Python accepts, in Python's order.
 func replTemplateLine(p string, last bool, group0, group1 string) (string, error) {
 	if !strings.Contains(p, `\`) {
 		return p, nil

@@ -254,7 +254,10 @@ var maxSteps uint64 = 50_000_000
 
 // runFile runs one config file against config_opts, as mock's
 // update_config_from_file does: the file (symlinks resolved) has its
-// include lines replaced, then it runs with config_opts in scope.
+// include lines replaced, then it runs with config_opts in scope. It is
+// long because the steps (resolve, expand, rewrite, compile, run with a
+// step limit, name the failing line) share the file's state and read best
+// in one order.
 func runFile(o *optsDict, configDir, file string) error {
 	real := file
 	if abs, err := filepath.Abs(file); err == nil {

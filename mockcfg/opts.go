@@ -121,6 +121,9 @@ func (o *optsDict) Attr(name string) (starlark.Value, error) {
 	}).BindReceiver(o), nil
 }
 
+// call runs one of the dict methods config files call on config_opts.
+// It is long because it is one switch over Python's dict methods, each a
+// few lines, kept together so that the whole surface is seen at once.
 func (o *optsDict) call(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	switch b.Name() {
 	case "get":

@@ -364,6 +364,8 @@ func starlarkEscape(c byte, bytesLit bool) bool {
 }
 
 // str copies one string literal whose prefix (lower case) was already read.
+// It is long because it is one scanner over Python's quoting (single,
+// triple, raw, bytes, escapes) that must stay in step with itself.
 func (r *pyRewriter) str(prefix string) error {
 	q := r.src[r.pos]
 	triple := strings.HasPrefix(r.src[r.pos:], strings.Repeat(string(q), 3))

@@ -52,14 +52,15 @@ type LVMRootOpts struct {
 
 // ThinrootOpts are thinroot's own keys, under config_opts['thinroot'].
 type ThinrootOpts struct {
-	// Backend is "lvm2" or "file"; when unset, "lvm2" if the lvm_root
-	// plugin is enabled, else "file".
+	// Backend is "lvm2", "file" or "btrfs"; when unset, "lvm2" if the
+	// lvm_root plugin is enabled, else "file".
 	Backend string
-	// PoolDir is an existing directory for the file backend ("" for the
-	// default pool image).
+	// PoolDir is an existing directory for the file or btrfs backend
+	// ("" for a pool image thinroot makes).
 	PoolDir string
-	// PoolSize is the file backend's pool image size in bytes (a number
-	// of bytes or a string such as "20G"); 0 when unset.
+	// PoolSize is the size of the pool image the file or btrfs backend
+	// makes, in bytes (a number of bytes or a string such as "20G"); 0
+	// when unset.
 	PoolSize int64
 	// Bootstrap is the argv that populates a fresh base volume.
 	Bootstrap []string
@@ -74,6 +75,8 @@ type ThinrootOpts struct {
 
 // Thinroot extracts what thinroot reads. It fails on a missing root and on
 // values of the wrong type or form, naming the key and where it was set.
+// It is long because it is a list, one key after another, each with its
+// check, that all report into one error.
 func (c *Config) Thinroot() (Settings, error) {
 	var st Settings
 	var errs []error
@@ -172,14 +175,14 @@ func (c *Config) Thinroot() (Settings, error) {
 	}
 	str(&tr.Backend, tk("backend")...)
 	switch tr.Backend {
-	case "lvm2", "file":
+	case "lvm2", "file", "btrfs":
 	case "":
 		tr.Backend = "file"
 		if st.LVMRootEnable {
 			tr.Backend = "lvm2"
 		}
 	default:
-		errs = append(errs, c.errAt(tk("backend"), "is %q, want \"lvm2\" or \"file\"", tr.Backend))
+		errs = append(errs, c.errAt(tk("backend"), "is %q, want \"lvm2\", \"file\" or \"btrfs\"", tr.Backend))
 	}
 	str(&tr.PoolDir, tk("pool_dir")...)
 	if tr.PoolSize, err = c.size(tk("pool_size"), "b"); err != nil {

@@ -115,13 +115,30 @@ config_opts['thinroot'] = {'backend': 'zfs', 'bootstrap': 'sh -c x', 'network': 
 		"config_opts['root'] must be present",
 		// nested assignments are not tracked: the error names the config file
 		`x.cfg: config_opts['plugin_conf']['lvm_root_opts']['size']: invalid size "8 gigs"`,
-		`x.cfg:4: config_opts['thinroot']['backend']: is "zfs", want "lvm2" or "file"`,
+		`x.cfg:4: config_opts['thinroot']['backend']: is "zfs", want "lvm2", "file" or "btrfs"`,
 		"config_opts['thinroot']['bootstrap']: is a string, want a list of strings",
 		"config_opts['thinroot']['network']: is a string, want True or False",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q\nlacks %q", err, want)
 		}
+	}
+}
+
+// The btrfs backend is a thinroot backend a config names like the others,
+// with the same pool keys as the file backend.
+func TestBtrfsBackend(t *testing.T) {
+	c := mustLoadTree(t, map[string]string{"b.cfg": `
+config_opts['root'] = 'fedora-41-x86_64'
+config_opts['target_arch'] = 'x86_64'
+config_opts['thinroot'] = {'backend': 'btrfs', 'pool_dir': '/home/mock-pool', 'pool_size': '40G'}
+`}, "b")
+	st, err := c.Thinroot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := st.Thinroot; tr.Backend != "btrfs" || tr.PoolDir != "/home/mock-pool" || tr.PoolSize != 40<<30 {
+		t.Fatalf("thinroot = %+v", tr)
 	}
 }
 

@@ -22,8 +22,8 @@ GO=${GO:-go}
 FUZZMINTIME=${FUZZMINTIME:-200x}
 # package, target, inputs of a short run
 targets="
-./lvm FuzzNames 30000
-./lvm FuzzParseLV 300000
+./lvm/mock FuzzNames 30000
+./lvm/mock FuzzParseVolume 300000
 ./fsview FuzzActionWrite 50000
 ./builder FuzzSubmit 40000
 ./mockcfg FuzzLoad 8000

@@ -17,7 +17,7 @@ export THINROOT_FAULTS_REPORT="$report"
 export THINROOT_FAULTS_RUNS="${RUNS:-2}"
 export THINROOT_FAULTS_COMMIT="$(git describe --always --dirty 2>/dev/null || echo unknown)"
 status=0
-$GO test -count=1 -timeout 30m ./faults/ || status=1
+$GO test -count=1 -tags "${TEST_TAGS:-crashpoints}" -timeout 30m ./faults/ || status=1
 FUZZTIME="${FUZZTIME:-15s}" scripts/fuzz-short.sh || status=1
 $GO run ./faults/reliability -report "$report${EXTRA_REPORTS:+,$EXTRA_REPORTS}" -out RELIABILITY.md || status=1
 exit $status

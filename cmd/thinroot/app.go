@@ -12,8 +12,6 @@ import (
 
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/lvm"
-	"github.com/thinroot/thinroot/lvm/file"
-	"github.com/thinroot/thinroot/lvm/lvm2"
 )
 
 // app is what a running command works with.
@@ -92,39 +90,17 @@ func (a *app) managerFor(ctx context.Context, configs []lvm.Config, strict bool)
 
 // newManager makes the Manager without recovering or scanning.
 func (a *app) newManager(configs []lvm.Config, strict bool) (*lvm.Manager, error) {
-	backends := map[string]lvm.Backend{
-		file.Kind: file.New(a.g.stateDir, a.logger()),
-	}
-	// One lvm2 backend per volume group a config (or the command) names.
-	vgs := map[string]bool{}
-	for _, c := range configs {
-		if c.Backend == lvm2.Kind && c.VolumeGroup != "" {
-			vgs[c.VolumeGroup] = true
-		}
-	}
-	if a.flags != nil {
-		if vg := getString(a.flags, "volume-group"); vg != "" {
-			vgs[vg] = true
-		}
-	}
-	for vg := range vgs {
-		be, err := lvm2.New(vg, lvm2.Options{Log: a.logger()})
-		if err != nil {
-			return nil, err
-		}
-		backends["lvm2:"+vg] = be
-	}
 	warn, refuse := float64(lvm.DefaultWarnPercent), float64(lvm.DefaultRefusePercent)
 	if a.flags != nil && a.flags.Lookup("warn-percent") != nil {
 		warn, refuse = getPercent(a.flags, "warn-percent"), getPercent(a.flags, "refuse-percent")
 	}
 	m, err := lvm.NewManager(lvm.Options{
 		StateDir:      a.g.stateDir,
-		Backends:      backends,
 		Basedir:       a.g.basedir,
 		WarnPercent:   warn,
 		RefusePercent: refuse,
 		Log:           a.logger(),
+		Discover:      a.discoverSpecs(),
 	})
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/thinroot/thinroot/internal/size"
+	"github.com/thinroot/thinroot/lvm/lvm2"
 )
 
 var cmdConfigList = &command{
@@ -97,7 +98,7 @@ func runConfigShow(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	v, b := lc.vol, lc.build
-	rc := resolvedConfig{File: lc.file, Root: v.Root, Backend: v.Backend, Pool: v.Pool, VolumeGroup: v.VolumeGroup,
+	rc := resolvedConfig{File: lc.file, Root: v.Root, Backend: v.Backend, Pool: v.Pool, VolumeGroup: v.BackendOptions[lvm2.OptionVolumeGroup],
 		SizeBytes: v.Size, PoolSizeBytes: v.PoolSize, PoolDir: v.PoolDirectory, Filesystem: v.Filesystem,
 		MkfsCommand: v.MkfsCommand, MkfsArgs: nonNil(v.MkfsArgs), MountOptions: v.MountOptions, CheckSize: v.CheckSize,
 		Basedir: v.Basedir, UniqueExt: v.UniqueExt, Bootstrap: nonNil(v.Bootstrap), BootstrapDir: v.BootstrapDir,

@@ -38,6 +38,9 @@ var cmdServe = &command{
 	run: runServe,
 }
 
+// runServe starts the daemon. It is long because start-up is one
+// sequence, each step needing the one before (mount point, configs,
+// Manager, reconcile, builder, API, tree) and undone in reverse at the end.
 func runServe(ctx context.Context, a *app, args []string) error {
 	fl := a.flags
 	mp := getString(fl, "mount")

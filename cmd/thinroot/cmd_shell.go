@@ -88,7 +88,7 @@ func (a *app) workdirFor(ctx context.Context, name string) (*lvm.Manager, loaded
 			return nil, lc, "", cat.Err(err)
 		}
 	}
-	root := c.RootPath(c.UniqueExt)
+	root := c.ChrootDir(c.UniqueExt)
 	if _, cs := m.State().Config(c.Root); cs == nil || cs.Workdir(c.UniqueExt) == nil {
 		w, err := m.CreateWorkdir(ctx, c.Root, "", c.UniqueExt)
 		if err != nil && !errors.Is(err, lvm.ErrExists) {

@@ -14,6 +14,7 @@ import (
 	"github.com/thinroot/thinroot/fsview"
 	"github.com/thinroot/thinroot/internal/size"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvm2"
 )
@@ -119,7 +120,7 @@ var cmdPoolCreate = &command{
 	flags: func(fs *pflag.FlagSet) {
 		fs.Var(newSize("20G"), "size", "size of the pool (file backend: of its sparse image)")
 		fs.String("pool-dir", "", "use this existing directory (XFS with reflink, or btrfs) instead of an image")
-		fs.Var(newEnum(file.Kind, backends), "backend", "backend: file or lvm2")
+		fs.Var(newEnum(file.Kind, backends), "backend", "backend: file, btrfs or lvm2")
 		fs.String("volume-group", "", "the volume group of an lvm2 pool (needed with --backend lvm2)")
 		fs.Var(newSize(""), "metadata-size", "metadata size of an lvm2 pool (default: lvm2's)")
 	},
@@ -153,17 +154,20 @@ func runPoolCreate(ctx context.Context, a *app, args []string) error {
 		if vg == "" {
 			return usageErr("--backend lvm2 needs --volume-group VG: the volume group to make the pool in")
 		}
-		be = "lvm2:" + vg
 	} else if vg != "" || changed(a.flags, "metadata-size") {
 		return usageErr("--volume-group and --metadata-size are for --backend lvm2")
+	}
+	bs, err := backend.SpecFor(be, backendOptions(vg))
+	if err != nil {
+		return usageErr("--backend %s: %v", be, err)
 	}
 	m, err := a.manager(ctx)
 	if err != nil {
 		return err
 	}
-	spec := lvm.PoolSpec{Name: name, Size: getSize(a.flags, "size"), MetadataSize: getSize(a.flags, "metadata-size"),
+	spec := backend.PoolSpec{Name: name, Size: getSize(a.flags, "size"), MetadataSize: getSize(a.flags, "metadata-size"),
 		Directory: getString(a.flags, "pool-dir"), WarnPercent: getPercent(a.flags, "warn-percent"), RefusePercent: getPercent(a.flags, "refuse-percent")}
-	if err := m.CreatePool(ctx, be, spec); err != nil {
+	if err := m.CreatePool(ctx, bs, spec); err != nil {
 		if errors.Is(err, lvm.ErrExists) {
 			return withHint(err, exitVolume, "pool list shows the pools")
 		}
@@ -225,10 +229,10 @@ func runPoolStats(ctx context.Context, a *app, args []string) error {
 	}
 	s := fsview.PoolStats(p.Stats)
 	if a.jsonOut() {
-		_, err = a.stdout.Write(s.JSON())
+		_, err = a.stdout.Write(fsview.StatsJSON(s))
 		return err
 	}
-	_, err = fmt.Fprint(a.stdout, s.Text())
+	_, err = fmt.Fprint(a.stdout, fsview.StatsText(s))
 	return err
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/thinroot/thinroot/internal/size"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/file"
+	"github.com/thinroot/thinroot/lvm/lvm2"
 	"github.com/thinroot/thinroot/mockcfg"
 )
 
@@ -166,7 +167,7 @@ func fileValue(c lvm.Config, flag string) string {
 	case "backend":
 		return c.Backend
 	case "volume-group":
-		return q(c.VolumeGroup)
+		return q(c.BackendOptions[lvm2.OptionVolumeGroup])
 	case "pool":
 		return c.Pool
 	case "size":
@@ -239,11 +240,11 @@ func (a *app) configFromFlags(root string, bootstrap []string) (lvm.Config, erro
 	if backend == "" {
 		backend = file.Kind
 	}
-	c := lvm.Config{Root: root, Backend: backend, VolumeGroup: getString(fs, "volume-group"), Pool: getString(fs, "pool"),
+	c := lvm.Config{Root: root, Backend: backend, BackendOptions: backendOptions(getString(fs, "volume-group")), Pool: getString(fs, "pool"),
 		Filesystem: getString(fs, "filesystem"), MkfsCommand: getString(fs, "mkfs-command"), MountOptions: getString(fs, "mount-options"),
 		PoolDirectory: getString(fs, "pool-dir"), Basedir: a.g.basedir, CheckSize: !getBool(fs, "no-check-size"),
 		Size: getSize(fs, "size"), PoolSize: getSize(fs, "pool-size")}
-	if backend == "lvm2" && c.VolumeGroup == "" {
+	if backend == "lvm2" && c.BackendOptions[lvm2.OptionVolumeGroup] == "" {
 		return c, usageErr("--backend lvm2 needs --volume-group VG (lvm_root_opts.volume_group)")
 	}
 	if c.Basedir == "" {
@@ -324,7 +325,7 @@ func (a *app) fromSettings(cfg *mockcfg.Config, st mockcfg.Settings) (loadedConf
 	file := cfg.File()
 	l := st.LVM
 	c := lvm.Config{
-		Root: st.Root, Backend: st.Thinroot.Backend, Pool: l.PoolName, VolumeGroup: l.VolumeGroup,
+		Root: st.Root, Backend: st.Thinroot.Backend, BackendOptions: backendOptions(l.VolumeGroup), Pool: l.PoolName,
 		Size: l.Size, PoolSize: st.Thinroot.PoolSize, PoolDirectory: st.Thinroot.PoolDir,
 		PoolMetadataSize: l.PoolMetadataSize, Filesystem: l.Filesystem, MkfsCommand: l.MkfsCommand,
 		MkfsArgs: l.MkfsArgs, MountOptions: l.MountOptions, CheckSize: l.CheckSize, UmountRoot: l.UmountRoot,

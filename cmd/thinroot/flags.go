@@ -12,6 +12,7 @@ import (
 
 	"github.com/thinroot/thinroot/internal/size"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/btrfs"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvm2"
 	"github.com/thinroot/thinroot/mockcfg"
@@ -33,7 +34,7 @@ var envVars = []struct{ name, meaning string }{
 var (
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"text", "json"}
-	backends   = []string{file.Kind, lvm2.Kind}
+	backends   = []string{file.Kind, btrfs.Kind, lvm2.Kind}
 )
 
 // globals are the flags every command takes, before or after its name.
@@ -109,7 +110,7 @@ func envOr(k, def string) string {
 // thinroot keys. The key each one stands for is in adHocKeys.
 func adHocFlags(fs *pflag.FlagSet) {
 	fs.Bool("ad-hoc", false, "define CONFIG from these flags; refused for a name that has a config file")
-	fs.Var(newEnum(file.Kind, backends), "backend", "backend of an ad hoc config: file or lvm2")
+	fs.Var(newEnum(file.Kind, backends), "backend", "backend of an ad hoc config: file, btrfs or lvm2")
 	fs.String("volume-group", "", "volume group of an lvm2 pool (lvm_root_opts.volume_group)")
 	fs.String("pool", lvm.DefaultPool, "thin pool (lvm_root_opts.pool_name)")
 	fs.Var(newSize("8G"), "size", "virtual size of the volumes, and of a new pool: 8G, 512M, 20GiB... (lvm_root_opts.size)")

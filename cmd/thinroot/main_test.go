@@ -136,7 +136,7 @@ func TestValuesChecked(t *testing.T) {
 		{[]string{"pool", "list", "--log-format", "xml"}, []string{"--log-format xml", "text or json"}},
 		{[]string{"init", "x", "--ad-hoc", "--size", "abc"}, []string{"--size abc", "8G"}},
 		{[]string{"pool", "create", "p", "--size", "0"}, []string{"--size 0", "above zero"}},
-		{[]string{"init", "x", "--backend", "zfs"}, []string{"--backend zfs", "file or lvm2"}},
+		{[]string{"init", "x", "--backend", "zfs"}, []string{"--backend zfs", "file, btrfs or lvm2"}},
 		{[]string{"init", "x", "--backend", "lvm2"}, []string{"--backend lvm2 needs --volume-group"}},
 		{[]string{"pool", "create", "p", "--backend", "lvm2"}, []string{"--backend lvm2 needs --volume-group"}},
 		{[]string{"--basedir", "relative", "pool", "list"}, []string{"--basedir relative", "absolute path"}},

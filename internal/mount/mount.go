@@ -159,6 +159,14 @@ func Device(dev, target, fstype, options string) error {
 	return nil
 }
 
+// Bind bind-mounts the directory source at target.
+func Bind(source, target string) error {
+	if err := unix.Mount(source, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s on %s: %w", source, target, err)
+	}
+	return nil
+}
+
 // Unmount unmounts target. With lazy, a busy mount is detached now and
 // cleaned up by the kernel when its last user leaves. Not mounted is not
 // an error.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/thinroot/thinroot/internal/crashpoint"
 )
 
 var (
@@ -19,7 +21,9 @@ var (
 
 // Thinroot returns the path of a freshly built thinroot binary. repo is
 // the module root. The binary lives in a temporary directory that the
-// test process removes with Cleanup.
+// test process removes with Cleanup. It has crash points when the test
+// binary has them (built with the same tag), so that fault tests can
+// arm them in the daemon.
 func Thinroot(t testing.TB, repo string) string {
 	t.Helper()
 	once.Do(func() {
@@ -29,7 +33,11 @@ func Thinroot(t testing.TB, repo string) string {
 			return
 		}
 		path = filepath.Join(dir, "thinroot")
-		cmd := exec.Command("go", "build", "-o", path, "./cmd/thinroot")
+		args := []string{"build", "-o", path}
+		if crashpoint.Enabled {
+			args = append(args, "-tags", crashpoint.Tag)
+		}
+		cmd := exec.Command("go", append(args, "./cmd/thinroot")...)
 		cmd.Dir = repo
 		if out, e := cmd.CombinedOutput(); e != nil {
 			err = fmt.Errorf("go build: %v\n%s", e, out)

@@ -10,9 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
-	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
@@ -51,7 +52,7 @@ func TestDirectoryPools(t *testing.T) {
 	state := t.TempDir()
 	be := file.New(state, lvmtest.TestLogger(t))
 	ext4 := mkfsMounted(t, "ext4", "mkfs.ext4", "-q")
-	err := be.CreatePool(bg, lvm.PoolSpec{Name: "onext4", Directory: ext4})
+	err := be.CreatePool(bg, backend.PoolSpec{Name: "onext4", Directory: ext4})
 	if err == nil || !strings.Contains(err.Error(), "ext4") || !strings.Contains(err.Error(), "cannot clone") {
 		t.Fatalf("ext4 directory: %v, want a clear refusal", err)
 	}
@@ -65,18 +66,18 @@ func TestDirectoryPools(t *testing.T) {
 		args := []string{c.mkfs, "-q", "-f"}
 		dir := mkfsMounted(t, c.fs, args...)
 		name := "on" + c.fs
-		if err := be.CreatePool(bg, lvm.PoolSpec{Name: name, Directory: dir}); err != nil {
+		if err := be.CreatePool(bg, backend.PoolSpec{Name: name, Directory: dir}); err != nil {
 			t.Fatalf("%s directory: %v", c.fs, err)
 		}
-		if err := be.CreatePool(bg, lvm.PoolSpec{Name: name, Directory: dir}); !errors.Is(err, lvm.ErrExists) {
+		if err := be.CreatePool(bg, backend.PoolSpec{Name: name, Directory: dir}); !errors.Is(err, backend.ErrExists) {
 			t.Fatalf("second create: %v, want ErrExists", err)
 		}
-		v, err := be.CreateThin(bg, name, "mock.r.base", 64<<20)
+		v, err := be.Create(bg, name, "mock.r.base", 64<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
 		be.Release(v)
-		s, err := be.Snapshot(bg, name, "mock.r.base", "mock.r.snap", lvm.SnapshotOptions{Tags: []string{"t1"}})
+		s, err := be.Snapshot(bg, name, "mock.r.base", "mock.r.snap", backend.SnapshotOptions{Tags: []string{"t1"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +91,7 @@ func TestDirectoryPools(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "volumes", "mock.r.snap.img")); err != nil {
 			t.Fatalf("volumes are not in the adopted directory: %v", err)
 		}
-		if err := be.RemovePool(bg, name); !errors.Is(err, lvm.ErrNotEmpty) {
+		if err := be.RemovePool(bg, name); !errors.Is(err, backend.ErrNotEmpty) {
 			t.Fatalf("remove non-empty pool: %v", err)
 		}
 		be.Remove(bg, name, "mock.r.snap")
@@ -102,13 +103,14 @@ func TestDirectoryPools(t *testing.T) {
 }
 
 // Leftovers of a crash inside the backend (a temporary image nobody
-// holds, a sidecar whose image never got published) are swept at the
-// next scan; a temporary still held by a live writer is left alone.
+// holds, a sidecar whose image never got published) are never listed and
+// are swept (when the Manager opens the pool or finishes the dead
+// operation); a temporary still held by a live writer is left alone.
 func TestSweepsLeftovers(t *testing.T) {
 	lvmtest.RequireRoot(t)
 	state := t.TempDir()
 	be := file.New(state, lvmtest.TestLogger(t))
-	if err := be.CreatePool(bg, lvm.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+	if err := be.CreatePool(bg, backend.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	defer be.RemovePool(bg, "p")
@@ -117,7 +119,7 @@ func TestSweepsLeftovers(t *testing.T) {
 	os.WriteFile(filepath.Join(vols, "mock.r.orphan.json"), []byte("{}"), 0o644)
 	live := filepath.Join(vols, ".tmp-mock.r.live.img")
 	os.WriteFile(live, []byte("x"), 0o600)
-	h, err := lvm.TryLock(live, true)
+	h, err := lock.TryLock(live, true)
 	if err != nil || h == nil {
 		t.Fatal(err)
 	}
@@ -132,6 +134,9 @@ func TestSweepsLeftovers(t *testing.T) {
 	}
 	if len(r.Volumes) != 0 {
 		t.Fatalf("leftovers listed as volumes: %+v", r.Volumes)
+	}
+	if err := be.Sweep(bg, "p"); err != nil {
+		t.Fatal(err)
 	}
 	for _, gone := range []string{".tmp-mock.r.dead.img", "mock.r.orphan.json", ".mock.r.dead.json.tmp-123"} {
 		if _, err := os.Stat(filepath.Join(vols, gone)); err == nil {
@@ -155,10 +160,10 @@ func TestImagePoolRemount(t *testing.T) {
 	lvmtest.RequireRoot(t)
 	state := t.TempDir()
 	be := file.New(state, lvmtest.TestLogger(t))
-	if err := be.CreatePool(bg, lvm.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+	if err := be.CreatePool(bg, backend.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := be.CreateThin(bg, "p", "mock.r.v", 32<<20)
+	v, err := be.Create(bg, "p", "mock.r.v", 32<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +186,7 @@ func TestImagePoolRemount(t *testing.T) {
 
 func TestScanMissingPool(t *testing.T) {
 	be := file.New(t.TempDir(), nil)
-	if _, err := be.Scan(bg, "nope"); !errors.Is(err, lvm.ErrNotFound) {
+	if _, err := be.Scan(bg, "nope"); !errors.Is(err, backend.ErrNotFound) {
 		t.Fatalf("scan of a missing pool: %v", err)
 	}
 }
@@ -193,7 +198,7 @@ func TestScanDuringCreation(t *testing.T) {
 	lvmtest.RequireRoot(t)
 	state := t.TempDir()
 	be := file.New(state, lvmtest.TestLogger(t))
-	if err := be.CreatePool(bg, lvm.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+	if err := be.CreatePool(bg, backend.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
@@ -203,7 +208,7 @@ func TestScanDuringCreation(t *testing.T) {
 		}
 		be.RemovePool(bg, "p")
 	}()
-	v, err := be.CreateThin(bg, "p", "mock.r.base", 16<<20)
+	v, err := be.Create(bg, "p", "mock.r.base", 16<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +232,7 @@ func TestScanDuringCreation(t *testing.T) {
 	}()
 	const clones = 150
 	for i := 0; i < clones; i++ {
-		if _, err := be.Snapshot(bg, "p", "mock.r.base", fmt.Sprintf("mock.r.c%d", i), lvm.SnapshotOptions{}); err != nil {
+		if _, err := be.Snapshot(bg, "p", "mock.r.base", fmt.Sprintf("mock.r.c%d", i), backend.SnapshotOptions{}); err != nil {
 			close(stop)
 			t.Fatal(err)
 		}
@@ -260,7 +265,7 @@ func TestHalfMadePoolIsUndone(t *testing.T) {
 	for _, mounted := range []bool{true, false} {
 		state := t.TempDir()
 		be := file.New(state, lvmtest.TestLogger(t))
-		if err := be.CreatePool(bg, lvm.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+		if err := be.CreatePool(bg, backend.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
 			t.Fatal(err)
 		}
 		root := filepath.Join(state, "pools", "p")
@@ -274,7 +279,7 @@ func TestHalfMadePoolIsUndone(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := be.Scan(bg, "p"); !errors.Is(err, lvm.ErrNotFound) {
+		if _, err := be.Scan(bg, "p"); !errors.Is(err, backend.ErrNotFound) {
 			t.Fatalf("mounted %v: scan of a half-made pool: %v, want ErrNotFound", mounted, err)
 		}
 		if ok, _ := mount.IsMountpoint(root); ok {
@@ -283,7 +288,7 @@ func TestHalfMadePoolIsUndone(t *testing.T) {
 		if pools, _ := be.Pools(bg); len(pools) != 0 {
 			t.Fatalf("mounted %v: the half-made pool is still listed: %v", mounted, pools)
 		}
-		if err := be.CreatePool(bg, lvm.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+		if err := be.CreatePool(bg, backend.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
 			t.Fatalf("mounted %v: create after an interrupted create: %v", mounted, err)
 		}
 		if err := be.RemovePool(bg, "p"); err != nil {
@@ -293,16 +298,16 @@ func TestHalfMadePoolIsUndone(t *testing.T) {
 	// A pool that holds volumes is never undone, even without its record.
 	state := t.TempDir()
 	be := file.New(state, lvmtest.TestLogger(t))
-	if err := be.CreatePool(bg, lvm.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+	if err := be.CreatePool(bg, backend.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := be.CreateThin(bg, "p", "mock.r.v", 32<<20)
+	v, err := be.Create(bg, "p", "mock.r.v", 32<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	be.Release(v)
 	os.Remove(filepath.Join(state, "pools", "p", "thinroot-pool.json"))
-	if _, err := be.Scan(bg, "p"); err == nil || errors.Is(err, lvm.ErrNotFound) {
+	if _, err := be.Scan(bg, "p"); err == nil || errors.Is(err, backend.ErrNotFound) {
 		t.Fatalf("scan of a pool with volumes and no record: %v, want an error that is not ErrNotFound", err)
 	}
 	if _, err := os.Stat(filepath.Join(state, "pools", "p", "volumes", "mock.r.v.img")); err != nil {

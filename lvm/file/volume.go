@@ -2,7 +2,6 @@ package file
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,9 +16,11 @@ import (
 
 	"github.com/thinroot/thinroot/internal/crashpoint"
 	"github.com/thinroot/thinroot/internal/fsutil"
+	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
-	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
+	"github.com/thinroot/thinroot/lvm/imagepool"
 )
 
 // sidecar is <lv>.json beside <lv>.img.
@@ -44,24 +45,12 @@ func (b *Backend) tmpPath(pool, name string) string {
 	return filepath.Join(b.volumesDir(pool), ".tmp-"+name+".img")
 }
 
-func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFileAtomic(path, append(data, '\n'), 0o644)
-}
+func writeJSON(path string, v any) error { return imagepool.WriteJSON(path, v) }
+func readJSON(path string, v any) error  { return imagepool.ReadJSON(path, v) }
 
-func readJSON(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(data, v)
-}
-
-// listVolumes reads the volumes directory, sweeping abandoned temporaries.
-func (b *Backend) listVolumes(pool string) ([]lvm.Volume, error) {
+// listVolumes reads the volumes directory. Work in progress (temporary
+// images and sidecars) is not listed; Sweep removes what dead writers left.
+func (b *Backend) listVolumes(pool string) ([]backend.Volume, error) {
 	dir := b.volumesDir(pool)
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -71,29 +60,14 @@ func (b *Backend) listVolumes(pool string) ([]lvm.Volume, error) {
 		return nil, fmt.Errorf("file pool %s: %w", pool, err)
 	}
 	attached := loop.Attached()
-	var vols []lvm.Volume
-	names := map[string]bool{}
+	var vols []backend.Volume
 	for _, e := range ents {
 		n := e.Name()
-		if strings.HasPrefix(n, ".tmp-") {
-			b.sweepTemp(filepath.Join(dir, n))
-			continue
-		}
-		if lv, ok := sidecarTemp(n); ok {
-			// A sidecar being written (fsutil.WriteFileAtomic) while its
-			// volume's temporary image is locked by its writer; with that
-			// lock free or the image gone, the writer died mid-write.
-			if _, held := lvm.LockHolder(b.tmpPath(pool, lv), true); !held {
-				os.Remove(filepath.Join(dir, n))
-			}
-			continue
-		}
 		name, ok := strings.CutSuffix(n, ".img")
-		if !ok {
+		if !ok || strings.HasPrefix(n, ".") {
 			continue
 		}
-		names[name] = true
-		v := lvm.Volume{Name: name, Pool: pool, Thin: true}
+		v := backend.Volume{Name: name, Pool: pool, Thin: true}
 		var sc sidecar
 		if err := readJSON(b.sidecarPath(pool, name), &sc); err == nil {
 			v.Origin, v.VirtualSize, v.Created, v.Tags = sc.Origin, sc.VirtualSize, sc.Created, sc.Tags
@@ -110,28 +84,61 @@ func (b *Backend) listVolumes(pool string) ([]lvm.Volume, error) {
 			}
 		}
 		if dev, ok := attached[filepath.Join(dir, n)]; ok {
-			v.Active, v.Device = true, dev
+			v.Active, v.Mount = true, backend.Mount{Source: dev}
 		}
 		vols = append(vols, v)
 	}
-	// Sidecars whose image never got published are leftovers of a crash.
+	sort.Slice(vols, func(i, j int) bool { return vols[i].Name < vols[j].Name })
+	return vols, nil
+}
+
+// Sweep implements backend.Sweeper: it removes the temporary images and
+// sidecars writers that died left, and sidecars whose image never got
+// published. A live writer keeps its temporary locked, so this never
+// races one.
+func (b *Backend) Sweep(ctx context.Context, pool string) error {
+	if _, err := b.open(ctx, pool); err != nil {
+		return err
+	}
+	dir := b.volumesDir(pool)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	images := map[string]bool{}
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, ".tmp-") {
+			b.sweepTemp(filepath.Join(dir, n))
+		} else if vol, ok := sidecarTemp(n); ok {
+			// A sidecar being written (fsutil.WriteFileAtomic) while its
+			// volume's temporary image is locked by its writer; with that
+			// lock free or the image gone, the writer died mid-write.
+			if _, held := lock.HolderOf(b.tmpPath(pool, vol), true); !held {
+				os.Remove(filepath.Join(dir, n))
+			}
+		} else if name, ok := strings.CutSuffix(n, ".img"); ok {
+			images[name] = true
+		}
+	}
 	// A writer publishes by renaming its temporary onto the image after
 	// writing the sidecar, so at every moment one of the two exists: look
 	// at the temporary first, then at the image, both now (the listing
 	// above may predate the rename).
 	for _, e := range ents {
-		if name, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(name, ".") && !names[name] {
-			if _, err := os.Stat(b.tmpPath(pool, name)); !errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if _, err := os.Stat(b.imgPath(pool, name)); !errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			os.Remove(filepath.Join(dir, e.Name()))
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(name, ".") || images[name] {
+			continue
 		}
+		if _, err := os.Stat(b.tmpPath(pool, name)); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if _, err := os.Stat(b.imgPath(pool, name)); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		os.Remove(filepath.Join(dir, e.Name()))
 	}
-	sort.Slice(vols, func(i, j int) bool { return vols[i].Name < vols[j].Name })
-	return vols, nil
+	return nil
 }
 
 // sidecarTemp tells whether n is the temporary of <lv>.json being
@@ -152,7 +159,7 @@ func sidecarTemp(n string) (string, bool) {
 // free), and tells whether the path is free now. A live writer keeps it
 // locked, so this never races one.
 func (b *Backend) sweepTemp(path string) bool {
-	h, err := lvm.TryLock(path, true)
+	h, err := lock.TryLock(path, true)
 	if err != nil || h == nil {
 		return false
 	}
@@ -175,14 +182,14 @@ func (b *Backend) newTemp(pool, name string) (*os.File, error) {
 			// Maybe abandoned; if a live writer holds it this volume is
 			// being made right now.
 			if !b.sweepTemp(tmp) {
-				return nil, fmt.Errorf("volume %s is being created: %w", name, lvm.ErrExists)
+				return nil, fmt.Errorf("volume %s is being created: %w", name, backend.ErrExists)
 			}
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		ok, err := lvm.TryLockOpen(f)
+		ok, err := lock.TryLockOpen(f)
 		if err != nil || !ok {
 			f.Close()
 			continue
@@ -219,13 +226,14 @@ func (b *Backend) exists(pool, name string) bool {
 	return err == nil
 }
 
-// CreateThin makes a sparse image of the virtual size and attaches it.
-func (b *Backend) CreateThin(ctx context.Context, pool, name string, virtualSize int64) (*lvm.Volume, error) {
+// Create implements backend.Backend: a sparse image of the virtual size,
+// attached to a loop device.
+func (b *Backend) Create(ctx context.Context, pool, name string, virtualSize int64) (*backend.Volume, error) {
 	if _, err := b.open(ctx, pool); err != nil {
 		return nil, err
 	}
 	if b.exists(pool, name) {
-		return nil, fmt.Errorf("volume %s: %w", name, lvm.ErrExists)
+		return nil, fmt.Errorf("volume %s: %w", name, backend.ErrExists)
 	}
 	f, err := b.newTemp(pool, name)
 	if err != nil {
@@ -248,15 +256,15 @@ func (b *Backend) CreateThin(ctx context.Context, pool, name string, virtualSize
 
 // Snapshot clones origin's image with FICLONE. If the origin is mounted
 // its filesystem is frozen for the clone, so the copy is consistent.
-func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts lvm.SnapshotOptions) (*lvm.Volume, error) {
+func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts backend.SnapshotOptions) (*backend.Volume, error) {
 	if _, err := b.open(ctx, pool); err != nil {
 		return nil, err
 	}
 	if !b.exists(pool, origin) {
-		return nil, fmt.Errorf("snapshot origin %s: %w", origin, lvm.ErrNotFound)
+		return nil, fmt.Errorf("snapshot origin %s: %w", origin, backend.ErrNotFound)
 	}
 	if b.exists(pool, name) {
-		return nil, fmt.Errorf("volume %s: %w", name, lvm.ErrExists)
+		return nil, fmt.Errorf("volume %s: %w", name, backend.ErrExists)
 	}
 	var osc sidecar
 	if err := readJSON(b.sidecarPath(pool, origin), &osc); err != nil {
@@ -268,7 +276,7 @@ func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts 
 	}
 	// dst holds the temporary's lock until the volume is published.
 	defer dst.Close()
-	fail := func(err error) (*lvm.Volume, error) {
+	fail := func(err error) (*backend.Volume, error) {
 		os.Remove(b.tmpPath(pool, name))
 		return nil, fmt.Errorf("snapshot %s of %s: %w", name, origin, err)
 	}
@@ -282,7 +290,7 @@ func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts 
 		if err != nil {
 			return fail(err)
 		}
-		crashpoint.Hit("snapshot:frozen")
+		crashpoint.Hit("snapshot:while-frozen")
 		err = unix.IoctlFileClone(int(dst.Fd()), int(src.Fd()))
 		thaw()
 		if err != nil {
@@ -308,16 +316,16 @@ func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts 
 
 // volume describes one volume from its own files, without listing the
 // pool: an operation on one volume costs the same with 10 or 1000 others.
-func (b *Backend) volume(pool, name string) (*lvm.Volume, error) {
+func (b *Backend) volume(pool, name string) (*backend.Volume, error) {
 	img := b.imgPath(pool, name)
 	info, err := os.Stat(img)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("volume %s: %w", name, lvm.ErrNotFound)
+		return nil, fmt.Errorf("volume %s: %w", name, backend.ErrNotFound)
 	}
 	if err != nil {
 		return nil, err
 	}
-	v := lvm.Volume{Name: name, Pool: pool, Thin: true, VirtualSize: info.Size(), Created: info.ModTime()}
+	v := backend.Volume{Name: name, Pool: pool, Thin: true, VirtualSize: info.Size(), Created: info.ModTime()}
 	var sc sidecar
 	if err := readJSON(b.sidecarPath(pool, name), &sc); err == nil {
 		v.Origin, v.Tags = sc.Origin, sc.Tags
@@ -336,7 +344,7 @@ func (b *Backend) volume(pool, name string) (*lvm.Volume, error) {
 
 // Activate attaches the image to a loop device (autoclear). The returned
 // volume holds the device open until Release; mount it before that.
-func (b *Backend) Activate(ctx context.Context, pool, name string) (*lvm.Volume, error) {
+func (b *Backend) Activate(ctx context.Context, pool, name string) (*backend.Volume, error) {
 	v, err := b.volume(pool, name)
 	if err != nil {
 		return nil, err
@@ -345,12 +353,12 @@ func (b *Backend) Activate(ctx context.Context, pool, name string) (*lvm.Volume,
 	if err != nil {
 		return nil, fmt.Errorf("activate %s: %w", name, err)
 	}
-	v.Active, v.Device, v.Handle = true, dev.Path, dev
+	v.Active, v.Mount, v.Handle = true, backend.Mount{Source: dev.Path}, dev
 	return v, nil
 }
 
 // Release drops the hold Activate took on the loop device.
-func (b *Backend) Release(v *lvm.Volume) {
+func (b *Backend) Release(v *backend.Volume) {
 	if d, ok := v.Handle.(*loop.Device); ok {
 		d.Close()
 		v.Handle = nil
@@ -376,7 +384,7 @@ func (b *Backend) Remove(ctx context.Context, pool, name string) error {
 	free0 := b.freeBytes(pool)
 	err := os.Remove(img)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("volume %s: %w", name, lvm.ErrNotFound)
+		return fmt.Errorf("volume %s: %w", name, backend.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("remove volume %s: %w", name, err)
@@ -401,19 +409,7 @@ func (b *Backend) Remove(ctx context.Context, pool, name string) error {
 
 // freeBytes is the pool filesystem's free space after a syncfs (which
 // also waits for XFS's deferred inode frees).
-func (b *Backend) freeBytes(pool string) int64 {
-	d, err := os.Open(b.poolRoot(pool) + "/")
-	if err != nil {
-		return -1
-	}
-	defer d.Close()
-	unix.Syncfs(int(d.Fd()))
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(d.Fd()), &st); err != nil {
-		return -1
-	}
-	return int64(st.Bavail) * int64(st.Bsize)
-}
+func (b *Backend) freeBytes(pool string) int64 { return b.pools.FreeBytes(pool) }
 
 // CheckReflink tells whether dir's filesystem can clone files, with a
 // message that says what to do when it cannot.

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // Kind is the backend's name in configs and stats.
@@ -24,7 +24,7 @@ const (
 
 // ErrNoRoom is returned by Extend when the volume group cannot give the
 // pool the space asked for.
-var ErrNoRoom = fmt.Errorf("no room left in the volume group: %w", lvm.ErrNoRoom)
+var ErrNoRoom = fmt.Errorf("no room left in the volume group: %w", backend.ErrNoRoom)
 
 // Backend is the lvm2 backend bound to one volume group. Its zero value is
 // not usable; make one with New.
@@ -72,10 +72,35 @@ func New(vg string, opts Options) (*Backend, error) {
 	return b, nil
 }
 
-var _ lvm.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend  = (*Backend)(nil)
+	_ backend.Extender = (*Backend)(nil)
+)
 
-// Kind implements lvm.Backend.
+// OptionVolumeGroup is the backend's one setting: the volume group it
+// works in (lvm_root_opts.volume_group).
+const OptionVolumeGroup = "volume_group"
+
+func init() {
+	backend.Register(backend.Kind{Name: Kind, Options: []string{OptionVolumeGroup}, Required: []string{OptionVolumeGroup},
+		Open: func(env backend.Env, o map[string]string) (backend.Backend, error) {
+			return New(o[OptionVolumeGroup], Options{Log: env.Log})
+		}})
+}
+
+// Spec names the lvm2 backend of volume group vg.
+func Spec(vg string) backend.Spec {
+	return backend.Spec{Kind: Kind, Options: map[string]string{OptionVolumeGroup: vg}}
+}
+
+// Kind implements backend.Backend.
 func (b *Backend) Kind() string { return Kind }
+
+// Capabilities implements backend.Backend: thin LVs are block devices
+// with a virtual size.
+func (b *Backend) Capabilities() backend.Capabilities {
+	return backend.Capabilities{Block: true, FixedSize: true}
+}
 
 // VG is the volume group the backend works in.
 func (b *Backend) VG() string { return b.vg }
@@ -114,7 +139,7 @@ func (b *Backend) lv(ctx context.Context, name string) (*LV, error) {
 			return &lvs[i], nil
 		}
 	}
-	return nil, fmt.Errorf("logical volume %s: %w", b.lvPath(name), lvm.ErrNotFound)
+	return nil, fmt.Errorf("logical volume %s: %w", b.lvPath(name), backend.ErrNotFound)
 }
 
 // VGInfo reports the volume group: size, free space, extent size. One
@@ -133,7 +158,7 @@ func (b *Backend) VGInfo(ctx context.Context) (*VG, error) {
 			return &vgs[i], nil
 		}
 	}
-	return nil, fmt.Errorf("volume group %s: %w", b.vg, lvm.ErrNotFound)
+	return nil, fmt.Errorf("volume group %s: %w", b.vg, backend.ErrNotFound)
 }
 
 // FreeSpace is the volume group's free space in bytes: what Extend can
@@ -146,11 +171,11 @@ func (b *Backend) FreeSpace(ctx context.Context) (int64, error) {
 	return vg.Free, nil
 }
 
-// CreatePool implements lvm.Backend: a thin-pool LV that errors at once
+// CreatePool implements backend.Backend: a thin-pool LV that errors at once
 // when full (--errorwhenfull y) instead of queueing writes for a minute,
 // with the thresholds recorded as tags.
-func (b *Backend) CreatePool(ctx context.Context, spec lvm.PoolSpec) error {
-	if err := lvm.ValidatePool(spec.Name); err != nil {
+func (b *Backend) CreatePool(ctx context.Context, spec backend.PoolSpec) error {
+	if err := mock.ValidatePool(spec.Name); err != nil {
 		return err
 	}
 	if spec.Size <= 0 {
@@ -172,10 +197,10 @@ func (b *Backend) CreatePool(ctx context.Context, spec lvm.PoolSpec) error {
 	}
 	warn, refuse := spec.WarnPercent, spec.RefusePercent
 	if warn <= 0 {
-		warn = lvm.DefaultWarnPercent
+		warn = backend.DefaultWarnPercent
 	}
 	if refuse <= 0 {
-		refuse = lvm.DefaultRefusePercent
+		refuse = backend.DefaultRefusePercent
 	}
 	args = append(args, "--addtag", tagWarn+formatPercent(warn), "--addtag", tagRefuse+formatPercent(refuse))
 	args = append(args, b.vg)
@@ -186,7 +211,7 @@ func (b *Backend) CreatePool(ctx context.Context, spec lvm.PoolSpec) error {
 	return nil
 }
 
-// RemovePool implements lvm.Backend. It removes only a thin pool with no
+// RemovePool implements backend.Backend. It removes only a thin pool with no
 // thin volume. lvremove is run without -f so that, should a volume be made
 // in the pool between the check and the removal (mock shares the pool),
 // lvm2 asks before taking it along, reads no answer, and refuses.
@@ -197,10 +222,10 @@ func (b *Backend) RemovePool(ctx context.Context, pool string) error {
 	}
 	p := findLV(lvs, pool)
 	if p == nil {
-		return fmt.Errorf("remove pool %s: %w", b.lvPath(pool), lvm.ErrNotFound)
+		return fmt.Errorf("remove pool %s: %w", b.lvPath(pool), backend.ErrNotFound)
 	}
 	if !p.Attr.IsThinPool() {
-		return fmt.Errorf("remove pool %s: not a thin pool (lv_attr %s): %w", b.lvPath(pool), p.Attr, lvm.ErrNotFound)
+		return fmt.Errorf("remove pool %s: not a thin pool (lv_attr %s): %w", b.lvPath(pool), p.Attr, backend.ErrNotFound)
 	}
 	var users []string
 	for _, lv := range lvs {
@@ -209,7 +234,7 @@ func (b *Backend) RemovePool(ctx context.Context, pool string) error {
 		}
 	}
 	if len(users) > 0 {
-		return fmt.Errorf("remove pool %s: it holds %d volume(s) (%s): %w", b.lvPath(pool), len(users), strings.Join(users, ", "), lvm.ErrNotEmpty)
+		return fmt.Errorf("remove pool %s: it holds %d volume(s) (%s): %w", b.lvPath(pool), len(users), strings.Join(users, ", "), backend.ErrNotEmpty)
 	}
 	// An active LV makes lvremove ask too; deactivate first.
 	if p.Active {
@@ -224,7 +249,7 @@ func (b *Backend) RemovePool(ctx context.Context, pool string) error {
 	return nil
 }
 
-// Pools implements lvm.Backend: the thin pools of the volume group.
+// Pools implements backend.Backend: the thin pools of the volume group.
 func (b *Backend) Pools(ctx context.Context) ([]string, error) {
 	lvs, err := b.lvs(ctx, "")
 	if err != nil {
@@ -239,8 +264,8 @@ func (b *Backend) Pools(ctx context.Context) ([]string, error) {
 	return pools, nil
 }
 
-// Scan implements lvm.Backend with one lvs over the volume group.
-func (b *Backend) Scan(ctx context.Context, pool string) (*lvm.PoolReport, error) {
+// Scan implements backend.Backend with one lvs over the volume group.
+func (b *Backend) Scan(ctx context.Context, pool string) (*backend.PoolReport, error) {
 	lvs, err := b.lvs(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", b.lvPath(pool), err)
@@ -253,22 +278,22 @@ func (b *Backend) Scan(ctx context.Context, pool string) (*lvm.PoolReport, error
 }
 
 // poolReport builds the report of pool from a full lvs of the VG.
-func (b *Backend) poolReport(lvs []LV, pool string) (*lvm.PoolReport, error) {
+func (b *Backend) poolReport(lvs []LV, pool string) (*backend.PoolReport, error) {
 	p := findLV(lvs, pool)
 	if p == nil || !p.Attr.IsThinPool() {
 		if p != nil {
-			return nil, fmt.Errorf("%s is not a thin pool (lv_attr %s): %w", p.Name, p.Attr, lvm.ErrNotFound)
+			return nil, fmt.Errorf("%s is not a thin pool (lv_attr %s): %w", p.Name, p.Attr, backend.ErrNotFound)
 		}
-		return nil, fmt.Errorf("no thin pool %s: %w", pool, lvm.ErrNotFound)
+		return nil, fmt.Errorf("no thin pool %s: %w", pool, backend.ErrNotFound)
 	}
-	r := &lvm.PoolReport{
+	r := &backend.PoolReport{
 		Name:            pool,
 		Backend:         Kind,
 		SizeBytes:       p.Size,
 		MetadataLabel:   "metadata",
 		Health:          p.Attr.PoolHealth(),
-		WarnPercent:     lvm.DefaultWarnPercent,
-		RefusePercent:   lvm.DefaultRefusePercent,
+		WarnPercent:     backend.DefaultWarnPercent,
+		RefusePercent:   backend.DefaultRefusePercent,
 		Scanned:         time.Now(),
 		DataPercent:     max(p.DataPercent, 0),
 		MetadataPercent: max(p.MetadataPercent, 0),
@@ -311,8 +336,8 @@ func findLV(lvs []LV, name string) *LV {
 }
 
 // volume turns an lvs row into the model's Volume (without Device).
-func (b *Backend) volume(lv *LV) lvm.Volume {
-	v := lvm.Volume{
+func (b *Backend) volume(lv *LV) backend.Volume {
+	v := backend.Volume{
 		Name:        lv.Name,
 		Pool:        lv.Pool,
 		Origin:      lv.Origin,
@@ -328,9 +353,9 @@ func (b *Backend) volume(lv *LV) lvm.Volume {
 	return v
 }
 
-// CreateThin implements lvm.Backend: "lvcreate --type thin", active, then
+// Create implements backend.Backend: "lvcreate --type thin", active, then
 // one lvs for the device numbers. Two invocations.
-func (b *Backend) CreateThin(ctx context.Context, pool, name string, virtualSize int64) (*lvm.Volume, error) {
+func (b *Backend) Create(ctx context.Context, pool, name string, virtualSize int64) (*backend.Volume, error) {
 	if err := validateLV(name); err != nil {
 		return nil, err
 	}
@@ -347,12 +372,12 @@ func (b *Backend) CreateThin(ctx context.Context, pool, name string, virtualSize
 	return b.activeVolume(ctx, pool, name)
 }
 
-// Snapshot implements lvm.Backend. A plain snapshot is inactive and skipped
+// Snapshot implements backend.Backend. A plain snapshot is inactive and skipped
 // by activation, as LVM makes thin snapshots by default (and as mock's
 // snapshots are). With opts.Activate it is made active in the same
 // lvcreate, which is what mock does for a working volume; then one lvs
 // finds its device: two invocations in all.
-func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts lvm.SnapshotOptions) (*lvm.Volume, error) {
+func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts backend.SnapshotOptions) (*backend.Volume, error) {
 	if err := validateLV(name); err != nil {
 		return nil, err
 	}
@@ -398,7 +423,7 @@ func (b *Backend) Snapshot(ctx context.Context, pool, origin, name string, opts 
 // device: one lvs, then sysfs. It is the end of an operation that has
 // happened, so the caller's cancellation no longer stops it: the caller
 // gets the volume it made rather than an error about a volume that exists.
-func (b *Backend) activeVolume(ctx context.Context, pool, name string) (*lvm.Volume, error) {
+func (b *Backend) activeVolume(ctx context.Context, pool, name string) (*backend.Volume, error) {
 	ctx = context.WithoutCancel(ctx)
 	lv, err := b.lv(ctx, name)
 	if err != nil {
@@ -415,28 +440,29 @@ func (b *Backend) activeVolume(ctx context.Context, pool, name string) (*lvm.Vol
 	if err != nil {
 		return nil, fmt.Errorf("device of %s: %w", b.lvPath(name), err)
 	}
-	v.Device = dev
+	v.Mount = backend.Mount{Source: dev}
 	v.Active = true
 	return &v, nil
 }
 
-// Activate implements lvm.Backend. One lvs when the volume is active
+// Activate implements backend.Backend. One lvs when the volume is active
 // already; otherwise lvchange -ay -K (which overrides the skip flag of a
 // snapshot) and a second lvs.
-func (b *Backend) Activate(ctx context.Context, pool, name string) (*lvm.Volume, error) {
+func (b *Backend) Activate(ctx context.Context, pool, name string) (*backend.Volume, error) {
 	lv, err := b.lv(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("activate %s: %w", b.lvPath(name), err)
 	}
 	if !lv.Attr.IsThinVolume() || lv.Pool != pool {
-		return nil, fmt.Errorf("activate %s: not a thin volume of pool %s: %w", b.lvPath(name), pool, lvm.ErrNotFound)
+		return nil, fmt.Errorf("activate %s: not a thin volume of pool %s: %w", b.lvPath(name), pool, backend.ErrNotFound)
 	}
 	if lv.Major >= 0 && lv.Minor >= 0 {
 		v := b.volume(lv)
-		if v.Device, err = b.dev.node(ctx, lv.Major, lv.Minor); err != nil {
+		dev, err := b.dev.node(ctx, lv.Major, lv.Minor)
+		if err != nil {
 			return nil, fmt.Errorf("device of %s: %w", b.lvPath(name), err)
 		}
-		v.Active = true
+		v.Mount, v.Active = backend.Mount{Source: dev}, true
 		return &v, nil
 	}
 	if _, err := b.run.Run(ctx, "lvchange", "-ay", "-K", b.lvPath(name)); err != nil {
@@ -445,7 +471,7 @@ func (b *Backend) Activate(ctx context.Context, pool, name string) (*lvm.Volume,
 	return b.activeVolume(ctx, pool, name)
 }
 
-// Remove implements lvm.Backend. It removes the LV only after lvs shows it
+// Remove implements backend.Backend. It removes the LV only after lvs shows it
 // is a thin volume of pool: nothing else in the volume group is touched.
 func (b *Backend) Remove(ctx context.Context, pool, name string) error {
 	lv, err := b.lv(ctx, name)
@@ -454,7 +480,7 @@ func (b *Backend) Remove(ctx context.Context, pool, name string) error {
 	}
 	if !lv.Attr.IsThinVolume() || lv.Pool != pool {
 		return fmt.Errorf("remove %s: not a thin volume of pool %s (lv_attr %s, pool %q), left alone: %w",
-			b.lvPath(name), pool, lv.Attr, lv.Pool, lvm.ErrNotFound)
+			b.lvPath(name), pool, lv.Attr, lv.Pool, backend.ErrNotFound)
 	}
 	if _, err := b.run.Run(ctx, "lvremove", "-f", b.lvPath(name)); err != nil {
 		return fmt.Errorf("remove %s: %w", b.lvPath(name), err)
@@ -488,41 +514,6 @@ func (b *Backend) Extend(ctx context.Context, pool string, step int64) error {
 		return fmt.Errorf("extend %s: %w", b.lvPath(pool), err)
 	}
 	b.log.Info("extended thin pool", "pool", pool, "step", need, "vg_free_before", vg.Free)
-	return nil
-}
-
-// SetThresholds records new warn and refuse percentages on a thin pool
-// (its thinroot.* tags), replacing what was there. Two invocations (lvs,
-// lvchange).
-func (b *Backend) SetThresholds(ctx context.Context, pool string, warn, refuse float64) error {
-	if warn <= 0 || refuse <= 0 || warn > 100 || refuse > 100 {
-		return fmt.Errorf("thresholds of %s: warn %v%%, refuse %v%%: each must be in (0, 100]", b.lvPath(pool), warn, refuse)
-	}
-	lv, err := b.lv(ctx, pool)
-	if err != nil {
-		return fmt.Errorf("thresholds of %s: %w", b.lvPath(pool), err)
-	}
-	if !lv.Attr.IsThinPool() {
-		return fmt.Errorf("thresholds of %s: not a thin pool: %w", b.lvPath(pool), lvm.ErrNotFound)
-	}
-	want := []string{tagWarn + formatPercent(warn), tagRefuse + formatPercent(refuse)}
-	var args []string
-	for _, t := range lv.Tags {
-		if (strings.HasPrefix(t, tagWarn) || strings.HasPrefix(t, tagRefuse)) && !slices.Contains(want, t) {
-			args = append(args, "--deltag", t)
-		}
-	}
-	for _, t := range want {
-		if !slices.Contains(lv.Tags, t) {
-			args = append(args, "--addtag", t)
-		}
-	}
-	if len(args) == 0 {
-		return nil
-	}
-	if _, err := b.run.Run(ctx, "lvchange", append(args, b.lvPath(pool))...); err != nil {
-		return fmt.Errorf("thresholds of %s: %w", b.lvPath(pool), err)
-	}
 	return nil
 }
 

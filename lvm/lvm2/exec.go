@@ -1,4 +1,4 @@
-// Package lvm2 is the lvm.Backend on LVM thin provisioning: one volume
+// Package lvm2 is the backend.Backend on LVM thin provisioning: one volume
 // group, thin pools in it, thin volumes and thin snapshots in the pools. It
 // drives the lvm2 command-line tools, reads their reports only as JSON, and
 // keeps no state of its own: LVM's metadata (names, origins, tags) is the
@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 )
 
 // Runner runs lvm2 commands through the one lvm binary ("lvm lvcreate ...",
@@ -158,7 +158,7 @@ type Error struct {
 	Args     []string // the command line, binary first
 	ExitCode int      // -1 when it did not run or was killed
 	Stderr   string
-	// Kind is lvm.ErrNotFound, lvm.ErrExists, lvm.ErrBusy, lvm.ErrPoolFull
+	// Kind is backend.ErrNotFound, backend.ErrExists, backend.ErrBusy, backend.ErrPoolFull
 	// or nil, recognised from the exit code and the message.
 	Kind error
 	Err  error // what exec said
@@ -180,7 +180,7 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Is lets callers branch with errors.Is(err, lvm.ErrNotFound) and friends.
+// Is lets callers branch with errors.Is(err, backend.ErrNotFound) and friends.
 func (e *Error) Is(target error) bool { return e.Kind != nil && target == e.Kind }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -207,17 +207,17 @@ var kinds = []struct {
 	kind error
 }{
 	// lvs/vgs/lvcreate of a missing VG; lvs/lvremove of a missing LV.
-	{regexp.MustCompile(`Volume group "[^"]*" not found`), lvm.ErrNotFound},
-	{regexp.MustCompile(`Failed to find logical volume "[^"]*"`), lvm.ErrNotFound},
+	{regexp.MustCompile(`Volume group "[^"]*" not found`), backend.ErrNotFound},
+	{regexp.MustCompile(`Failed to find logical volume "[^"]*"`), backend.ErrNotFound},
 	// lvcreate -s of a missing origin; lvcreate --thinpool of a missing pool.
-	{regexp.MustCompile(`Snapshot origin LV \S+ not found in Volume group`), lvm.ErrNotFound},
-	{regexp.MustCompile(`Pool \S+ not found in Volume group`), lvm.ErrNotFound},
+	{regexp.MustCompile(`Snapshot origin LV \S+ not found in Volume group`), backend.ErrNotFound},
+	{regexp.MustCompile(`Pool \S+ not found in Volume group`), backend.ErrNotFound},
 	// lvcreate of a name in use: thin volume and pool forms word it apart.
-	{regexp.MustCompile(`Logical [Vv]olume "?\S+?"? already exists in [Vv]olume group`), lvm.ErrExists},
-	{regexp.MustCompile(`A volume group called \S+ already exists`), lvm.ErrExists},
-	{regexp.MustCompile(`contains a filesystem in use|Can't remove open logical volume|is used by another device`), lvm.ErrBusy},
+	{regexp.MustCompile(`Logical [Vv]olume "?\S+?"? already exists in [Vv]olume group`), backend.ErrExists},
+	{regexp.MustCompile(`A volume group called \S+ already exists`), backend.ErrExists},
+	{regexp.MustCompile(`contains a filesystem in use|Can't remove open logical volume|is used by another device`), backend.ErrBusy},
 	// lvcreate in a pool past its threshold or out of data space.
-	{regexp.MustCompile(`free space in thin pool \S+ reached threshold|Thin pool \S+ is out of data space`), lvm.ErrPoolFull},
+	{regexp.MustCompile(`free space in thin pool \S+ reached threshold|Thin pool \S+ is out of data space`), backend.ErrPoolFull},
 }
 
 func classify(exit int, stderr string) error {

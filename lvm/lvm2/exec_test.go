@@ -10,21 +10,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 )
 
 // Every recorded failure maps to the kind callers branch on.
 func TestErrorMapping(t *testing.T) {
 	for name, want := range map[string]error{
-		"vg-not-found":               lvm.ErrNotFound,
-		"lv-not-found":               lvm.ErrNotFound,
-		"lvremove-not-found":         lvm.ErrNotFound,
-		"snapshot-origin-not-found":  lvm.ErrNotFound,
-		"thin-pool-not-found":        lvm.ErrNotFound,
-		"lvcreate-exists":            lvm.ErrExists,
-		"pool-exists":                lvm.ErrExists,
-		"lvremove-mounted":           lvm.ErrBusy,
-		"thin-in-full-pool":          lvm.ErrPoolFull,
+		"vg-not-found":               backend.ErrNotFound,
+		"lv-not-found":               backend.ErrNotFound,
+		"lvremove-not-found":         backend.ErrNotFound,
+		"snapshot-origin-not-found":  backend.ErrNotFound,
+		"thin-pool-not-found":        backend.ErrNotFound,
+		"lvcreate-exists":            backend.ErrExists,
+		"pool-exists":                backend.ErrExists,
+		"lvremove-mounted":           backend.ErrBusy,
+		"thin-in-full-pool":          backend.ErrPoolFull,
 		"lvextend-no-room":           nil,
 		"pool-no-room":               nil,
 		"lvremove-pool-with-volumes": nil,
@@ -46,7 +46,7 @@ func TestErrorMapping(t *testing.T) {
 			if e.Kind != want {
 				t.Errorf("kind %v, want %v (stderr %q)", e.Kind, want, stderr)
 			}
-			for _, k := range []error{lvm.ErrNotFound, lvm.ErrExists, lvm.ErrBusy, lvm.ErrPoolFull} {
+			for _, k := range []error{backend.ErrNotFound, backend.ErrExists, backend.ErrBusy, backend.ErrPoolFull} {
 				if errors.Is(err, k) != (k == want) {
 					t.Errorf("errors.Is(err, %v) = %v", k, !(k == want))
 				}
@@ -151,22 +151,22 @@ func TestOperationCommands(t *testing.T) {
 		}
 	}
 	count("CreatePool", 1, func() error {
-		return b.CreatePool(ctx, lvm.PoolSpec{Name: "mockbuild", Size: 1 << 30, MetadataSize: 8 << 20, WarnPercent: 80})
+		return b.CreatePool(ctx, backend.PoolSpec{Name: "mockbuild", Size: 1 << 30, MetadataSize: 8 << 20, WarnPercent: 80})
 	})
 	count("Snapshot", 2, func() error {
-		_, err := b.Snapshot(ctx, "mockbuild", "+mock.fedora-41-x86_64.head", "+mock.fedora-41-x86_64.try1", lvm.SnapshotOptions{})
+		_, err := b.Snapshot(ctx, "mockbuild", "+mock.fedora-41-x86_64.head", "+mock.fedora-41-x86_64.try1", backend.SnapshotOptions{})
 		return err
 	})
 	count("active Snapshot (workdir)", 2, func() error {
 		v, err := b.Snapshot(ctx, "mockbuild", "mock.fedora-41-x86_64.postinit", "+mock.fedora-41-x86_64.try1",
-			lvm.SnapshotOptions{Activate: true, Tags: []string{"thinroot.x=1"}})
-		if err == nil && (v.Device != filepath.Join(b.dev.dev, "dm-6") || !v.Active) {
+			backend.SnapshotOptions{Activate: true, Tags: []string{"thinroot.x=1"}})
+		if err == nil && (v.Mount.Source != filepath.Join(b.dev.dev, "dm-6") || !v.Active) {
 			t.Errorf("workdir %+v", v)
 		}
 		return err
 	})
-	count("CreateThin", 2, func() error {
-		_, err := b.CreateThin(ctx, "mockbuild", "+mock.fedora-41-x86_64.try1", 256<<20)
+	count("Create", 2, func() error {
+		_, err := b.Create(ctx, "mockbuild", "+mock.fedora-41-x86_64.try1", 256<<20)
 		return err
 	})
 	count("Activate (active already)", 1, func() error {
@@ -175,7 +175,7 @@ func TestOperationCommands(t *testing.T) {
 	})
 	count("Remove", 2, func() error { return b.Remove(ctx, "mockbuild", "+mock.fedora-41-x86_64.try1") })
 	count("Remove of another pool's volume", 1, func() error {
-		if err := b.Remove(ctx, "mockpool", "+mock.fedora-41-x86_64.try1"); !errors.Is(err, lvm.ErrNotFound) {
+		if err := b.Remove(ctx, "mockpool", "+mock.fedora-41-x86_64.try1"); !errors.Is(err, backend.ErrNotFound) {
 			return errors.New("removed a volume of another pool")
 		}
 		return nil
@@ -199,30 +199,6 @@ func TestOperationCommands(t *testing.T) {
 	}
 	if strings.Join(mutating, "\n") != strings.Join(want, "\n") {
 		t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(mutating, "\n"), strings.Join(want, "\n"))
-	}
-}
-
-func TestSetThresholds(t *testing.T) {
-	b, f := testBackend(t)
-	f.set("lvs", fixture(t, "lvs-vg.json"), "", 0)
-	if err := b.SetThresholds(t.Context(), "mockbuild", 80, 90); err != nil {
-		t.Fatal(err)
-	}
-	calls := f.calls()
-	if last := calls[len(calls)-1]; last != "lvchange --deltag thinroot.warn=75 --addtag thinroot.warn=80 thinroot_vm/mockbuild" {
-		t.Errorf("lvchange: %s", last)
-	}
-	before := b.Runner().Count("lvchange")
-	if err := b.SetThresholds(t.Context(), "mockbuild", 75, 90); err != nil || b.Runner().Count("lvchange") != before {
-		t.Errorf("SetThresholds to the recorded values: %v, lvchange ran", err)
-	}
-	for _, bad := range [][2]float64{{0, 90}, {75, 101}, {-1, -1}} {
-		if err := b.SetThresholds(t.Context(), "mockbuild", bad[0], bad[1]); err == nil {
-			t.Errorf("SetThresholds(%v) accepted", bad)
-		}
-	}
-	if err := b.SetThresholds(t.Context(), "foreign", 80, 90); !errors.Is(err, lvm.ErrNotFound) {
-		t.Errorf("SetThresholds on a plain LV: %v", err)
 	}
 }
 

@@ -4,16 +4,16 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 )
 
 // validateVG applies LVM's rules for a volume group name.
 func validateVG(vg string) error {
 	if vg == "" {
-		return fmt.Errorf("lvm2: no volume group given: %w", lvm.ErrInvalidName)
+		return fmt.Errorf("lvm2: no volume group given: %w", backend.ErrInvalidName)
 	}
 	if err := checkLVMChars(vg); err != nil {
-		return fmt.Errorf("volume group name %q: %v: %w", vg, err, lvm.ErrInvalidName)
+		return fmt.Errorf("volume group name %q: %v: %w", vg, err, backend.ErrInvalidName)
 	}
 	return nil
 }
@@ -21,13 +21,13 @@ func validateVG(vg string) error {
 // validateLV applies LVM's character rules to an LV name before it goes on
 // a command line, so that a bad name is refused as a name (not as some
 // lvm2 failure) and can never be read as an option. The Manager checks
-// mock's finer rules; lvm.ValidatePool holds the reserved names.
+// mock's finer rules; mock.ValidatePool holds the reserved names.
 func validateLV(name string) error {
 	if err := checkLVMChars(name); err != nil {
-		return fmt.Errorf("volume name %q: %v: %w", name, err, lvm.ErrInvalidName)
+		return fmt.Errorf("volume name %q: %v: %w", name, err, backend.ErrInvalidName)
 	}
 	if len(name) > 127 {
-		return fmt.Errorf("volume name %q: longer than 127 bytes: %w", name, lvm.ErrInvalidName)
+		return fmt.Errorf("volume name %q: longer than 127 bytes: %w", name, backend.ErrInvalidName)
 	}
 	return nil
 }
@@ -58,7 +58,7 @@ func checkLVMChars(s string) error {
 // [A-Za-z0-9_+.-/=!:&#], not starting with '-'.
 func ValidateTag(tag string) error {
 	bad := func(why string) error {
-		return fmt.Errorf("lvm tag %q: %s: %w", tag, why, lvm.ErrInvalidName)
+		return fmt.Errorf("lvm tag %q: %s: %w", tag, why, backend.ErrInvalidName)
 	}
 	if tag == "" {
 		return bad("empty")

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // The fixtures must carry exactly the fields the backend asks for, or they
@@ -191,17 +192,17 @@ func TestScanReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Volumes) != 3 || m.WarnPercent != lvm.DefaultWarnPercent {
+	if len(m.Volumes) != 3 || m.WarnPercent != backend.DefaultWarnPercent {
 		t.Errorf("mockpool %+v", m)
 	}
 	for _, v := range m.Volumes {
-		if !lvm.IsOurs("epel-9-x86_64", v.Name) {
+		if !mock.IsOurs("epel-9-x86_64", v.Name) {
 			t.Errorf("mockpool volume %s is not mock's epel-9-x86_64", v.Name)
 		}
 	}
 
 	for _, name := range []string{"foreign", "nosuch", "+mock.fedora-41-x86_64.head"} {
-		if _, err := b.Scan(t.Context(), name); !errors.Is(err, lvm.ErrNotFound) {
+		if _, err := b.Scan(t.Context(), name); !errors.Is(err, backend.ErrNotFound) {
 			t.Errorf("Scan(%s) = %v, want ErrNotFound (not a thin pool)", name, err)
 		}
 	}
@@ -232,7 +233,7 @@ func TestScanFullAndInactive(t *testing.T) {
 		t.Errorf("inactive pool %+v", r)
 	}
 	for _, v := range r.Volumes {
-		if v.Active || v.Device != "" {
+		if v.Active || v.Mount.Source != "" {
 			t.Errorf("inactive volume %+v", v)
 		}
 	}
@@ -277,7 +278,7 @@ func TestNames(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", ".", "..", "-a", "a/b", "a b", "a\nb", "a:b", "ä", strings.Repeat("x", 128)} {
-		if err := validateLV(bad); !errors.Is(err, lvm.ErrInvalidName) {
+		if err := validateLV(bad); !errors.Is(err, backend.ErrInvalidName) {
 			t.Errorf("validateLV(%q) = %v, want ErrInvalidName", bad, err)
 		}
 	}
@@ -287,11 +288,11 @@ func TestNames(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "-x", "a b", "a,b", "a@b", "ä", strings.Repeat("t", 1025)} {
-		if err := ValidateTag(bad); !errors.Is(err, lvm.ErrInvalidName) {
+		if err := ValidateTag(bad); !errors.Is(err, backend.ErrInvalidName) {
 			t.Errorf("ValidateTag(%q) = %v, want ErrInvalidName", bad, err)
 		}
 	}
-	if _, err := New("bad vg", Options{}); !errors.Is(err, lvm.ErrInvalidName) {
+	if _, err := New("bad vg", Options{}); !errors.Is(err, backend.ErrInvalidName) {
 		t.Errorf("New(bad vg) = %v", err)
 	}
 }

@@ -15,34 +15,17 @@ import (
 
 	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 	"github.com/thinroot/thinroot/lvm/lvm2"
 	"github.com/thinroot/thinroot/lvm/lvm2/lvm2test"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
 
-// env runs the shared Manager suite on real dm-thin pools in the VM.
-var env = lvmtest.Env{
-	Name: "lvm2",
-	Backends: func(stateDir string) map[string]lvm.Backend {
-		be, err := lvm2.New(lvm2test.VGName, lvm2.Options{})
-		if err != nil {
-			panic(err) // the name is a constant: cannot happen
-		}
-		return map[string]lvm.Backend{"lvm2:" + lvm2test.VGName: be}
-	},
-	Config: func(root, pool string) lvm.Config {
-		return lvm.Config{Backend: lvm2.Kind, VolumeGroup: lvm2test.VGName}
-	},
-	RemovePool: lvm2test.RemovePool,
-	// Random data is slow to write under an emulated CPU; 64 MB still
-	// tells shared blocks from copies.
-	SpacePadMB: 64,
-	// Small pools, so the suite's parallel subtests fit the VM's group.
-	PoolSize: 768 << 20,
-}
+// env runs the contract suite on real dm-thin pools in the VM.
+var env = lvmtest.LVM2()
 
 func TestMain(m *testing.M) {
-	lvmtest.HelperMain(env)
+	lvmtest.HelperMain([]lvmtest.Env{env}, nil)
 	os.Exit(testguard.Main(m))
 }
 
@@ -62,12 +45,17 @@ func TestManagerInvocationCounts(t *testing.T) {
 	lvm2test.VG(t)
 	runner := &lvm2.Runner{}
 	counting := env
-	counting.Backends = func(stateDir string) map[string]lvm.Backend {
-		be, err := lvm2.New(lvm2test.VGName, lvm2.Options{Runner: runner})
-		if err != nil {
-			panic(err)
+	be, err := lvm2.New(lvm2test.VGName, lvm2.Options{Runner: runner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting.Open = func(stateDir string) func(backend.Spec) (backend.Backend, error) {
+		return func(s backend.Spec) (backend.Backend, error) {
+			if s.Kind == lvm2.Kind {
+				return be, nil
+			}
+			return backend.Open(backend.Env{StateDir: stateDir}, s)
 		}
-		return map[string]lvm.Backend{"lvm2:" + lvm2test.VGName: be}
 	}
 	f := lvmtest.NewFixture(t, counting)
 	ctx := context.Background()
@@ -189,7 +177,7 @@ func TestManagerAutoextend(t *testing.T) {
 		t.Fatalf("status %s at %.1f%%", p.Stats.Status, p.Stats.DataPercent)
 	}
 	_, err := f.M.CreateWorkdir(ctx, f.Root, lvm.PostInit, "nope")
-	if !errors.Is(err, lvm.ErrPoolFull) {
+	if !errors.Is(err, backend.ErrPoolFull) {
 		t.Fatalf("full pool, no room in the group: %v, want ErrPoolFull", err)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 	"github.com/thinroot/thinroot/lvm/lvm2/lvm2test"
 )
 
@@ -46,19 +46,19 @@ func TestRecordFixtures(t *testing.T) {
 	lvm2test.LVM(t, "lvcreate", "-L", "8m", "-n", "foreign", vg)
 
 	// thinroot's own pool and volumes, made by the backend.
-	if err := b.CreatePool(ctx, lvm.PoolSpec{Name: "mockbuild", Size: 96 << 20, MetadataSize: 4 << 20}); err != nil {
+	if err := b.CreatePool(ctx, backend.PoolSpec{Name: "mockbuild", Size: 96 << 20, MetadataSize: 4 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	head, err := b.CreateThin(ctx, "mockbuild", "+mock.fedora-41-x86_64.head", 256<<20)
+	head, err := b.Create(ctx, "mockbuild", "+mock.fedora-41-x86_64.head", 256<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh("mkfs.ext4", "-q", head.Device)
-	if _, err := b.Snapshot(ctx, "mockbuild", head.Name, "mock.fedora-41-x86_64.postinit", lvm.SnapshotOptions{}); err != nil {
+	sh("mkfs.ext4", "-q", head.Mount.Source)
+	if _, err := b.Snapshot(ctx, "mockbuild", head.Name, "mock.fedora-41-x86_64.postinit", backend.SnapshotOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Snapshot(ctx, "mockbuild", "mock.fedora-41-x86_64.postinit", "+mock.fedora-41-x86_64.try1",
-		lvm.SnapshotOptions{Activate: true, Tags: []string{"thinroot.test=1"}}); err != nil {
+		backend.SnapshotOptions{Activate: true, Tags: []string{"thinroot.test=1"}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -79,14 +79,14 @@ func TestRecordFixtures(t *testing.T) {
 	report("lvs-reactivated.json", "lvs", lvFields, vg)
 
 	// A full pool.
-	if err := b.CreatePool(ctx, lvm.PoolSpec{Name: "tiny", Size: 8 << 20}); err != nil {
+	if err := b.CreatePool(ctx, backend.PoolSpec{Name: "tiny", Size: 8 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	filler, err := b.CreateThin(ctx, "tiny", "filler", 64<<20)
+	filler, err := b.Create(ctx, "tiny", "filler", 64<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dd := exec.Command("timeout", "60", "dd", "if=/dev/zero", "of="+filler.Device, "bs=1M", "count=16", "oflag=direct")
+	dd := exec.Command("timeout", "60", "dd", "if=/dev/zero", "of="+filler.Mount.Source, "bs=1M", "count=16", "oflag=direct")
 	start := time.Now()
 	out, err := dd.CombinedOutput()
 	t.Logf("dd into the full pool: %v after %v\n%s", err, time.Since(start), out)

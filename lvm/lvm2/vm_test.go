@@ -17,9 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 	"github.com/thinroot/thinroot/lvm/lvm2"
 	"github.com/thinroot/thinroot/lvm/lvm2/lvm2test"
+	"github.com/thinroot/thinroot/lvm/mock"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,7 +82,7 @@ func umount(t *testing.T, dir string) {
 	}
 }
 
-func volumeNames(r *lvm.PoolReport) []string {
+func volumeNames(r *backend.PoolReport) []string {
 	var names []string
 	for _, v := range r.Volumes {
 		names = append(names, v.Name)
@@ -95,7 +96,7 @@ func sorted(names ...string) []string {
 	return names
 }
 
-func findVolume(r *lvm.PoolReport, name string) *lvm.Volume {
+func findVolume(r *backend.PoolReport, name string) *backend.Volume {
 	for i := range r.Volumes {
 		if r.Volumes[i].Name == name {
 			return &r.Volumes[i]
@@ -110,19 +111,19 @@ func TestVMLifecycle(t *testing.T) {
 	pool := lvm2test.Name(t, "pool")
 	cleanupPool(t, b.VG(), pool)
 	const root = "lifecycle-1-x86_64"
-	head, postinit, work := lvm.WorkdirLV(root, "head"), lvm.SnapshotLV(root, "postinit"), lvm.WorkdirLV(root, "w1")
+	head, postinit, work := mock.WorkdirVolume(root, "head"), mock.SnapshotVolume(root, "postinit"), mock.WorkdirVolume(root, "w1")
 
 	if n := calls(b, func() {
-		if err := b.CreatePool(ctx, lvm.PoolSpec{Name: pool, Size: 256 << 20, MetadataSize: 8 << 20, WarnPercent: 70, RefusePercent: 85}); err != nil {
+		if err := b.CreatePool(ctx, backend.PoolSpec{Name: pool, Size: 256 << 20, MetadataSize: 8 << 20, WarnPercent: 70, RefusePercent: 85}); err != nil {
 			t.Fatal(err)
 		}
 	}); n != 1 {
 		t.Errorf("CreatePool: %d lvm2 commands, want 1", n)
 	}
-	if err := b.CreatePool(ctx, lvm.PoolSpec{Name: pool, Size: 256 << 20}); !errors.Is(err, lvm.ErrExists) {
+	if err := b.CreatePool(ctx, backend.PoolSpec{Name: pool, Size: 256 << 20}); !errors.Is(err, backend.ErrExists) {
 		t.Errorf("CreatePool again: %v, want ErrExists", err)
 	}
-	var r *lvm.PoolReport
+	var r *backend.PoolReport
 	if n := calls(b, func() {
 		var err error
 		if r, err = b.Scan(ctx, pool); err != nil {
@@ -134,51 +135,38 @@ func TestVMLifecycle(t *testing.T) {
 	if r.SizeBytes != 256<<20 || r.WarnPercent != 70 || r.RefusePercent != 85 || r.Health != "" || len(r.Volumes) != 0 {
 		t.Errorf("new pool: %+v", r)
 	}
-	if err := b.SetThresholds(ctx, pool, 60, 85); err != nil {
-		t.Fatal(err)
-	}
-	if n := calls(b, func() {
-		if err := b.SetThresholds(ctx, pool, 60, 85); err != nil {
-			t.Fatal(err)
-		}
-	}); n != 1 {
-		t.Errorf("SetThresholds to what is recorded: %d lvm2 commands, want 1 (lvs)", n)
-	}
-	if r, err := b.Scan(ctx, pool); err != nil || r.WarnPercent != 60 || r.RefusePercent != 85 {
-		t.Errorf("after SetThresholds: %+v, %v", r, err)
-	}
 	out := lvm2test.LVM(t, "lvs", "--noheadings", "-o", "lv_when_full", b.VG()+"/"+pool)
 	if strings.TrimSpace(out) != "error" {
 		t.Errorf("pool when_full %q, want error", out)
 	}
 
 	// The base volume: active, formatted, written.
-	var base *lvm.Volume
+	var base *backend.Volume
 	if n := calls(b, func() {
 		var err error
-		if base, err = b.CreateThin(ctx, pool, head, 512<<20); err != nil {
+		if base, err = b.Create(ctx, pool, head, 512<<20); err != nil {
 			t.Fatal(err)
 		}
 	}); n != 2 {
-		t.Errorf("CreateThin: %d lvm2 commands, want 2", n)
+		t.Errorf("Create: %d lvm2 commands, want 2", n)
 	}
-	if !base.Active || !base.Thin || base.VirtualSize != 512<<20 || base.Pool != pool || !strings.HasPrefix(base.Device, "/dev/dm-") {
+	if !base.Active || !base.Thin || base.VirtualSize != 512<<20 || base.Pool != pool || !strings.HasPrefix(base.Mount.Source, "/dev/dm-") {
 		t.Errorf("base %+v", base)
 	}
-	isBlockDevice(t, base.Device)
-	lvm2test.Cmd(t, "mkfs.ext4", "-q", base.Device)
-	dir := mount(t, base.Device)
+	isBlockDevice(t, base.Mount.Source)
+	lvm2test.Cmd(t, "mkfs.ext4", "-q", base.Mount.Source)
+	dir := mount(t, base.Mount.Source)
 	if err := os.WriteFile(filepath.Join(dir, "hello"), []byte("from the base\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	umount(t, dir)
 
 	// The snapshot: inactive, skipped by activation.
-	snap, err := b.Snapshot(ctx, pool, head, postinit, lvm.SnapshotOptions{})
+	snap, err := b.Snapshot(ctx, pool, head, postinit, backend.SnapshotOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.Active || snap.Device != "" || snap.Origin != head || !snap.Thin {
+	if snap.Active || snap.Mount.Source != "" || snap.Origin != head || !snap.Thin {
 		t.Errorf("snapshot %+v", snap)
 	}
 	attr := strings.TrimSpace(lvm2test.LVM(t, "lvs", "--noheadings", "-o", "lv_attr", b.VG()+"/"+postinit))
@@ -187,16 +175,16 @@ func TestVMLifecycle(t *testing.T) {
 	}
 
 	// The workdir: active in the same lvcreate, its device ready.
-	var w *lvm.Volume
+	var w *backend.Volume
 	if n := calls(b, func() {
-		if w, err = b.Snapshot(ctx, pool, postinit, work, lvm.SnapshotOptions{Activate: true}); err != nil {
+		if w, err = b.Snapshot(ctx, pool, postinit, work, backend.SnapshotOptions{Activate: true}); err != nil {
 			t.Fatal(err)
 		}
 	}); n > 2 {
 		t.Errorf("active Snapshot: %d lvm2 commands, want at most 2", n)
 	}
-	isBlockDevice(t, w.Device)
-	dir = mount(t, w.Device)
+	isBlockDevice(t, w.Mount.Source)
+	dir = mount(t, w.Mount.Source)
 	if b, err := os.ReadFile(filepath.Join(dir, "hello")); err != nil || string(b) != "from the base\n" {
 		t.Errorf("workdir sees %q, %v", b, err)
 	}
@@ -206,7 +194,7 @@ func TestVMLifecycle(t *testing.T) {
 	unix.Sync()
 
 	// Busy while mounted.
-	if err := b.Remove(ctx, pool, work); !errors.Is(err, lvm.ErrBusy) {
+	if err := b.Remove(ctx, pool, work); !errors.Is(err, backend.ErrBusy) {
 		t.Errorf("Remove of a mounted volume: %v, want ErrBusy", err)
 	}
 	umount(t, dir)
@@ -233,7 +221,7 @@ func TestVMLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	isBlockDevice(t, a.Device)
+	isBlockDevice(t, a.Mount.Source)
 	if n := calls(b, func() {
 		if _, err := b.Activate(ctx, pool, postinit); err != nil {
 			t.Fatal(err)
@@ -242,7 +230,7 @@ func TestVMLifecycle(t *testing.T) {
 		t.Errorf("Activate of an active volume: %d lvm2 commands, want 1", n)
 	}
 
-	if err := b.RemovePool(ctx, pool); !errors.Is(err, lvm.ErrNotEmpty) {
+	if err := b.RemovePool(ctx, pool); !errors.Is(err, backend.ErrNotEmpty) {
 		t.Errorf("RemovePool with volumes: %v, want ErrNotEmpty", err)
 	}
 	for _, name := range []string{work, postinit, head} {
@@ -250,7 +238,7 @@ func TestVMLifecycle(t *testing.T) {
 			t.Fatalf("Remove %s: %v", name, err)
 		}
 	}
-	if err := b.Remove(ctx, pool, work); !errors.Is(err, lvm.ErrNotFound) {
+	if err := b.Remove(ctx, pool, work); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("Remove again: %v, want ErrNotFound", err)
 	}
 	pools, err := b.Pools(ctx)
@@ -260,7 +248,7 @@ func TestVMLifecycle(t *testing.T) {
 	if err := b.RemovePool(ctx, pool); err != nil {
 		t.Fatalf("RemovePool: %v", err)
 	}
-	if _, err := b.Scan(ctx, pool); !errors.Is(err, lvm.ErrNotFound) {
+	if _, err := b.Scan(ctx, pool); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("Scan after RemovePool: %v, want ErrNotFound", err)
 	}
 }
@@ -276,29 +264,29 @@ func TestVMForeignUntouched(t *testing.T) {
 	cleanupPool(t, vg, other)
 	const root = "foreign-1-x86_64"
 	// A plain LV and a thin volume of another pool, both named as if ours.
-	linear, stranger := lvm.SnapshotLV(root, "linear"), lvm.WorkdirLV(root, "stranger")
+	linear, stranger := mock.SnapshotVolume(root, "linear"), mock.WorkdirVolume(root, "stranger")
 	lvm2test.LVM(t, "lvcreate", "-L", "8m", "-n", linear, vg)
 	t.Cleanup(func() { lvm2test.TryLVM("lvremove", "-f", vg+"/"+linear) })
 	lvm2test.LVM(t, "lvcreate", "-T", vg+"/"+other, "-L", "16m")
 	lvm2test.LVM(t, "lvcreate", "-T", vg+"/"+other, "-V", "32m", "-n", stranger)
 
-	if err := b.CreatePool(ctx, lvm.PoolSpec{Name: pool, Size: 64 << 20}); err != nil {
+	if err := b.CreatePool(ctx, backend.PoolSpec{Name: pool, Size: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.CreateThin(ctx, pool, lvm.WorkdirLV(root, "head"), 64<<20); err != nil {
+	if _, err := b.Create(ctx, pool, mock.WorkdirVolume(root, "head"), 64<<20); err != nil {
 		t.Fatal(err)
 	}
 	r, err := b.Scan(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := volumeNames(r); !slices.Equal(got, []string{lvm.WorkdirLV(root, "head")}) {
+	if got := volumeNames(r); !slices.Equal(got, []string{mock.WorkdirVolume(root, "head")}) {
 		t.Errorf("Scan reports %v", got)
 	}
 
 	// A scrub as the Manager does it: every volume of ours in the pool.
 	for _, v := range r.Volumes {
-		if v.Thin && lvm.IsOurs(root, v.Name) {
+		if v.Thin && mock.IsOurs(root, v.Name) {
 			if err := b.Remove(ctx, pool, v.Name); err != nil {
 				t.Fatal(err)
 			}
@@ -306,17 +294,17 @@ func TestVMForeignUntouched(t *testing.T) {
 	}
 	// Asked outright, the backend still refuses.
 	for _, name := range []string{linear, stranger, other} {
-		if err := b.Remove(ctx, pool, name); !errors.Is(err, lvm.ErrNotFound) {
+		if err := b.Remove(ctx, pool, name); !errors.Is(err, backend.ErrNotFound) {
 			t.Errorf("Remove(%s, %s) = %v, want ErrNotFound", pool, name, err)
 		}
 	}
-	if _, err := b.Activate(ctx, pool, stranger); !errors.Is(err, lvm.ErrNotFound) {
+	if _, err := b.Activate(ctx, pool, stranger); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("Activate of another pool's volume: %v", err)
 	}
-	if err := b.RemovePool(ctx, linear); !errors.Is(err, lvm.ErrNotFound) {
+	if err := b.RemovePool(ctx, linear); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("RemovePool of a plain LV: %v, want ErrNotFound", err)
 	}
-	if err := b.RemovePool(ctx, other); !errors.Is(err, lvm.ErrNotEmpty) {
+	if err := b.RemovePool(ctx, other); !errors.Is(err, backend.ErrNotEmpty) {
 		t.Errorf("RemovePool of a pool with volumes: %v, want ErrNotEmpty", err)
 	}
 	if err := b.RemovePool(ctx, pool); err != nil {
@@ -339,7 +327,7 @@ func TestVMMockInterop(t *testing.T) {
 	pool := lvm2test.Name(t, "mockbuild")
 	cleanupPool(t, vg, pool)
 	const root = "fedora-41-x86_64"
-	head, postinit, ext := lvm.WorkdirLV(root, "head"), lvm.SnapshotLV(root, "postinit"), lvm.WorkdirLV(root, "b1")
+	head, postinit, ext := mock.WorkdirVolume(root, "head"), mock.SnapshotVolume(root, "postinit"), mock.WorkdirVolume(root, "b1")
 
 	// mock's create_pool, create_base, make_snapshot and create_head.
 	lvm2test.LVM(t, "lvcreate", "-T", vg+"/"+pool, "-L", "64m")
@@ -357,10 +345,10 @@ func TestVMMockInterop(t *testing.T) {
 		t.Fatalf("Scan of mock's pool: %v, want %v", got, want)
 	}
 	for _, v := range r.Volumes {
-		if !v.Thin || !lvm.IsOurs(root, v.Name) {
-			t.Errorf("%s: thin %v, ours %v", v.Name, v.Thin, lvm.IsOurs(root, v.Name))
+		if !v.Thin || !mock.IsOurs(root, v.Name) {
+			t.Errorf("%s: thin %v, ours %v", v.Name, v.Thin, mock.IsOurs(root, v.Name))
 		}
-		n, ok := lvm.ParseLV(v.Name, []string{root})
+		n, ok := mock.ParseVolume(v.Name, []string{root})
 		if !ok || n.Root != root {
 			t.Errorf("ParseLV(%s) = %+v", v.Name, n)
 		}
@@ -372,22 +360,22 @@ func TestVMMockInterop(t *testing.T) {
 		t.Errorf("mock's working volume: %+v", v)
 	}
 	// mock's pool queues when full; thinroot reports it, never changes it.
-	if r.WarnPercent != lvm.DefaultWarnPercent || r.RefusePercent != lvm.DefaultRefusePercent {
+	if r.WarnPercent != backend.DefaultWarnPercent || r.RefusePercent != backend.DefaultRefusePercent {
 		t.Errorf("thresholds of an untagged pool: %v/%v", r.WarnPercent, r.RefusePercent)
 	}
 
 	// thinroot's workdir from mock's snapshot, and its own snapshot.
-	w, err := b.Snapshot(ctx, pool, postinit, lvm.WorkdirLV(root, "tr"), lvm.SnapshotOptions{Activate: true})
+	w, err := b.Snapshot(ctx, pool, postinit, mock.WorkdirVolume(root, "tr"), backend.SnapshotOptions{Activate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := mount(t, w.Device)
+	dir := mount(t, w.Mount.Source)
 	if err := os.WriteFile(filepath.Join(dir, "marker"), []byte("thinroot\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	umount(t, dir)
-	snap := lvm.SnapshotLV(root, "mine")
-	if _, err := b.Snapshot(ctx, pool, w.Name, snap, lvm.SnapshotOptions{}); err != nil {
+	snap := mock.SnapshotVolume(root, "mine")
+	if _, err := b.Snapshot(ctx, pool, w.Name, snap, backend.SnapshotOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// mock's view (its query_lvs fields) of what thinroot made.
@@ -398,7 +386,7 @@ func TestVMMockInterop(t *testing.T) {
 			f := strings.Split(strings.TrimSpace(line), "###")
 			if len(f) == 3 && f[0] == name {
 				found = true
-				if f[1][0] != 'V' || f[2] != pool || !strings.HasPrefix(strings.TrimPrefix(f[0], "+"), lvm.ConfID(root)+".") {
+				if f[1][0] != 'V' || f[2] != pool || !strings.HasPrefix(strings.TrimPrefix(f[0], "+"), mock.ConfID(root)+".") {
 					t.Errorf("mock would not take %s as its own: %q", name, line)
 				}
 			}
@@ -408,14 +396,14 @@ func TestVMMockInterop(t *testing.T) {
 		}
 	}
 	// mock's create_head from thinroot's snapshot, then mock's delete_head.
-	lvm2test.LVM(t, "lvcreate", "-s", vg+"/"+snap, "-n", lvm.WorkdirLV(root, "again"), "--setactivationskip", "n")
-	dev = strings.TrimSpace(lvm2test.LVM(t, "lvs", "--noheadings", "-o", "lv_path", vg+"/"+lvm.WorkdirLV(root, "again")))
+	lvm2test.LVM(t, "lvcreate", "-s", vg+"/"+snap, "-n", mock.WorkdirVolume(root, "again"), "--setactivationskip", "n")
+	dev = strings.TrimSpace(lvm2test.LVM(t, "lvs", "--noheadings", "-o", "lv_path", vg+"/"+mock.WorkdirVolume(root, "again")))
 	dir = mount(t, dev)
 	if b, err := os.ReadFile(filepath.Join(dir, "marker")); err != nil || string(b) != "thinroot\n" {
 		t.Errorf("mock's head from thinroot's snapshot sees %q, %v", b, err)
 	}
 	umount(t, dir)
-	lvm2test.LVM(t, "lvremove", "-f", vg+"/"+lvm.WorkdirLV(root, "again"))
+	lvm2test.LVM(t, "lvremove", "-f", vg+"/"+mock.WorkdirVolume(root, "again"))
 	if err := b.Remove(ctx, pool, ext); err != nil {
 		t.Errorf("Remove of mock's working volume: %v", err)
 	}
@@ -429,20 +417,20 @@ func TestVMPoolFull(t *testing.T) {
 	vg := b.VG()
 	pool := lvm2test.Name(t, "pool")
 	cleanupPool(t, vg, pool)
-	if err := b.CreatePool(ctx, lvm.PoolSpec{Name: pool, Size: 16 << 20}); err != nil {
+	if err := b.CreatePool(ctx, backend.PoolSpec{Name: pool, Size: 16 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	keep, err := b.CreateThin(ctx, pool, "t_keep", 16<<20)
+	keep, err := b.Create(ctx, pool, "t_keep", 16<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lvm2test.Cmd(t, "dd", "if=/dev/urandom", "of="+keep.Device, "bs=1M", "count=2", "oflag=direct", "status=none")
-	filler, err := b.CreateThin(ctx, pool, "t_filler", 128<<20)
+	lvm2test.Cmd(t, "dd", "if=/dev/urandom", "of="+keep.Mount.Source, "bs=1M", "count=2", "oflag=direct", "status=none")
+	filler, err := b.Create(ctx, pool, "t_filler", 128<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	cmd := exec.Command("timeout", "120", "dd", "if=/dev/zero", "of="+filler.Device, "bs=1M", "count=64", "oflag=direct", "status=none")
+	cmd := exec.Command("timeout", "120", "dd", "if=/dev/zero", "of="+filler.Mount.Source, "bs=1M", "count=64", "oflag=direct", "status=none")
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
 	t.Logf("dd into a full pool: %v after %v: %s", err, took.Round(time.Millisecond), strings.TrimSpace(string(out)))
@@ -460,11 +448,11 @@ func TestVMPoolFull(t *testing.T) {
 	if r.Health != lvm2.HealthOutOfData || r.DataPercent != 100 || r.UsedBytes != r.SizeBytes {
 		t.Errorf("full pool: health %q, data %v%%, used %d of %d", r.Health, r.DataPercent, r.UsedBytes, r.SizeBytes)
 	}
-	if _, err := b.CreateThin(ctx, pool, "t_more", 16<<20); !errors.Is(err, lvm.ErrPoolFull) {
-		t.Errorf("CreateThin in a full pool: %v, want ErrPoolFull", err)
+	if _, err := b.Create(ctx, pool, "t_more", 16<<20); !errors.Is(err, backend.ErrPoolFull) {
+		t.Errorf("Create in a full pool: %v, want ErrPoolFull", err)
 	}
 	// The other volume still reads.
-	lvm2test.Cmd(t, "dd", "if="+keep.Device, "of=/dev/null", "bs=1M", "iflag=direct", "status=none")
+	lvm2test.Cmd(t, "dd", "if="+keep.Mount.Source, "of=/dev/null", "bs=1M", "iflag=direct", "status=none")
 
 	// No room in the VG for a huge step: refused before lvextend runs.
 	before := b.Runner().Counts()
@@ -488,8 +476,8 @@ func TestVMPoolFull(t *testing.T) {
 	if r.SizeBytes != 80<<20 || r.Health != "" || r.DataPercent >= 100 {
 		t.Errorf("after Extend: size %d, health %q, data %v%%", r.SizeBytes, r.Health, r.DataPercent)
 	}
-	if _, err := b.CreateThin(ctx, pool, "t_more", 16<<20); err != nil {
-		t.Errorf("CreateThin after Extend: %v", err)
+	if _, err := b.Create(ctx, pool, "t_more", 16<<20); err != nil {
+		t.Errorf("Create after Extend: %v", err)
 	}
 }
 
@@ -500,19 +488,19 @@ func TestVMContextDetached(t *testing.T) {
 	vg := b.VG()
 	pool := lvm2test.Name(t, "pool")
 	cleanupPool(t, vg, pool)
-	if err := b.CreatePool(t.Context(), lvm.PoolSpec{Name: pool, Size: 32 << 20}); err != nil {
+	if err := b.CreatePool(t.Context(), backend.PoolSpec{Name: pool, Size: 32 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
-	v, err := b.CreateThin(ctx, pool, "t_detached", 32<<20)
+	v, err := b.Create(ctx, pool, "t_detached", 32<<20)
 	if err != nil {
-		t.Fatalf("CreateThin under a 20 ms context: %v", err)
+		t.Fatalf("Create under a 20 ms context: %v", err)
 	}
 	if ctx.Err() == nil {
 		t.Log("lvcreate finished inside 20 ms; the test proves little this time")
 	}
-	isBlockDevice(t, v.Device)
+	isBlockDevice(t, v.Mount.Source)
 	if _, err := b.Scan(ctx, pool); err == nil {
 		t.Error("Scan with a done context ran")
 	}
@@ -541,15 +529,15 @@ func TestVMInvocationCounts(t *testing.T) {
 		}
 		rows = append(rows, row{op, b.Runner().Total() - before, limit, time.Since(start)})
 	}
-	measure("pool create", 1, func() error { return b.CreatePool(ctx, lvm.PoolSpec{Name: pool, Size: 64 << 20}) })
-	measure("thin create", 2, func() error { _, err := b.CreateThin(ctx, pool, "t_base", 64<<20); return err })
+	measure("pool create", 1, func() error { return b.CreatePool(ctx, backend.PoolSpec{Name: pool, Size: 64 << 20}) })
+	measure("thin create", 2, func() error { _, err := b.Create(ctx, pool, "t_base", 64<<20); return err })
 	measure("snapshot", 2, func() error {
-		_, err := b.Snapshot(ctx, pool, "t_base", "t_snap", lvm.SnapshotOptions{})
+		_, err := b.Snapshot(ctx, pool, "t_base", "t_snap", backend.SnapshotOptions{})
 		return err
 	})
 	for i := range 3 {
 		measure(fmt.Sprintf("active snapshot (workdir %d)", i+1), 2, func() error {
-			_, err := b.Snapshot(ctx, pool, "t_snap", fmt.Sprintf("t_work%d", i), lvm.SnapshotOptions{Activate: true})
+			_, err := b.Snapshot(ctx, pool, "t_snap", fmt.Sprintf("t_work%d", i), backend.SnapshotOptions{Activate: true})
 			return err
 		})
 	}

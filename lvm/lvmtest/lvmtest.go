@@ -1,8 +1,15 @@
-// Package lvmtest is the Manager integration suite, written once and run
-// per backend: the file backend on this host, lvm2 in the VM. Each test
-// works on real parts: a real pool, real ext4 volumes, a busybox root made
-// by the real bootstrap script, real mounts and chroots, and real
-// processes killed with SIGKILL.
+// Package lvmtest is test support: the contract suite every backend
+// passes, written once and run per backend (the memory backend as an
+// ordinary user; file and btrfs as root on this host; lvm2 in the VM),
+// the fixtures the tree's, the builder's and the fault suite's tests
+// build on, and the one helper-process protocol they all use to run an
+// operation in another OS process (and kill it there). On real backends
+// each test works on real parts: a real pool, real volumes, a busybox
+// root made by the real bootstrap script, real mounts and chroots, and
+// real processes killed with SIGKILL.
+//
+// It imports the Manager, the backends and their test helpers; nothing
+// but tests imports it.
 package lvmtest
 
 import (
@@ -20,20 +27,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/crashpoint"
+	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/backend"
 )
 
 // Env describes the backend under test.
 type Env struct {
-	// Name shows in logs ("file", "lvm2").
+	// Name is the backend's kind ("memory", "file", "btrfs", "lvm2"); the
+	// helper protocol finds the env by it.
 	Name string
-	// Backends returns the backends for a state directory, keyed as in
-	// lvm.Options.Backends.
-	Backends func(stateDir string) map[string]lvm.Backend
-	// Config returns a config for root in pool with the backend's own
-	// fields (Backend, VolumeGroup) set; the suite fills the rest.
-	Config func(root, pool string) lvm.Config
+	// Options are the backend's settings configs carry (lvm2:
+	// volume_group).
+	Options map[string]string
+	// Open, when set, opens backends for a state directory instead of the
+	// registry (a test's own instance, e.g. one counting commands).
+	Open func(stateDir string) func(backend.Spec) (backend.Backend, error)
+	// Mounter, when set, is the Manager's mounter for a state directory
+	// (the memory backend's table; nil: real mounts).
+	Mounter func(stateDir string) lvm.Mounter
+	// Unprivileged backends run without root: their volumes hold no
+	// files a test could chroot into, and nothing is really mounted.
+	Unprivileged bool
+	// Bootstrap replaces the busybox bootstrap (which needs root).
+	Bootstrap []string
+	// Fill makes a pool look as full as the given share of its size (a
+	// backend without real space to fill; nil: write data).
+	Fill func(t testing.TB, stateDir, pool string, share float64)
 	// PoolSize is the size of the pools the suite creates (default 2 GiB).
 	PoolSize int64
 	// VolumeSize is the virtual size of volumes (default 1 GiB).
@@ -44,6 +66,63 @@ type Env struct {
 	SpacePadMB int
 	// RemovePool cleans up a pool the suite made (optional).
 	RemovePool func(t testing.TB, stateDir, pool string)
+}
+
+// Real tells whether the env's volumes hold real files in real mounts.
+func (e Env) Real() bool { return !e.Unprivileged }
+
+// ConfigFor returns a config of the env's backend for root in pool; the
+// caller fills in the rest.
+func (e Env) ConfigFor(root, pool string) lvm.Config {
+	return lvm.Config{Root: root, Pool: pool, Backend: e.Name, BackendOptions: e.Options}
+}
+
+// ManagerOptions are the Manager's options for a state directory and
+// basedir.
+func (e Env) ManagerOptions(stateDir, basedir string, log *slog.Logger) lvm.Options {
+	o := lvm.Options{StateDir: stateDir, Basedir: basedir, Log: log, Discover: []backend.Spec{e.Spec()}}
+	if e.Open != nil {
+		o.Open = e.Open(stateDir)
+	}
+	if e.Mounter != nil {
+		o.Mounter = e.Mounter(stateDir)
+	}
+	return o
+}
+
+// Flags are the thinroot command-line flags that name the env's backend
+// for an ad hoc config.
+func (e Env) Flags() []string {
+	out := []string{"--backend", e.Name}
+	if vg := e.Options["volume_group"]; vg != "" {
+		out = append(out, "--volume-group", vg)
+	}
+	return out
+}
+
+// Spec names the env's backend (for CreatePool).
+func (e Env) Spec() backend.Spec {
+	return backend.Spec{Kind: e.Name, Options: e.Options}
+}
+
+// Backend opens the env's backend for a state directory, for tests that
+// look at it directly.
+func (e Env) Backend(t testing.TB, stateDir string) backend.Backend {
+	t.Helper()
+	s, err := backend.SpecFor(e.Name, e.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var be backend.Backend
+	if e.Open != nil {
+		be, err = e.Open(stateDir)(s)
+	} else {
+		be, err = backend.Open(backend.Env{StateDir: stateDir, Log: TestLogger(t)}, s)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return be
 }
 
 // Fixture is one test's world: its own state dir, basedir and pool.
@@ -73,7 +152,9 @@ func NewFixture(t testing.TB, env Env) *Fixture {
 // per pool, so two pools cannot both hold +mock.busybox-test.head.
 func NewFixtureRoot(t testing.TB, env Env, root string) *Fixture {
 	t.Helper()
-	RequireRoot(t)
+	if env.Real() {
+		RequireRoot(t)
+	}
 	if env.PoolSize == 0 {
 		env.PoolSize = 2 << 30
 	}
@@ -97,14 +178,15 @@ func NewFixtureRoot(t testing.TB, env Env, root string) *Fixture {
 
 // ConfigFor returns a config of root in the fixture's pool.
 func (f *Fixture) ConfigFor(root string) lvm.Config {
-	c := f.Env.Config(root, f.Pool)
-	c.Root = root
-	c.Pool = f.Pool
+	c := f.Env.ConfigFor(root, f.Pool)
 	c.Basedir = f.Basedir
 	c.Size = f.Env.VolumeSize
 	c.PoolSize = f.Env.PoolSize
 	c.CheckSize = true
-	c.Bootstrap = []string{"/bin/sh", BootstrapScript(f.T)}
+	c.Bootstrap = f.Env.Bootstrap
+	if c.Bootstrap == nil {
+		c.Bootstrap = []string{"/bin/sh", BootstrapScript(f.T)}
+	}
 	return c
 }
 
@@ -112,12 +194,7 @@ func (f *Fixture) ConfigFor(root string) lvm.Config {
 // fixture's config registered, as a restarted process would.
 func (f *Fixture) NewManager(extra ...lvm.Config) *lvm.Manager {
 	f.T.Helper()
-	m, err := lvm.NewManager(lvm.Options{
-		StateDir: f.StateDir,
-		Backends: f.Env.Backends(f.StateDir),
-		Basedir:  f.Basedir,
-		Log:      f.Log,
-	})
+	m, err := lvm.NewManager(f.Env.ManagerOptions(f.StateDir, f.Basedir, f.Log))
 	if err != nil {
 		f.T.Fatal(err)
 	}
@@ -181,6 +258,40 @@ func (f *Fixture) cleanup() {
 	if f.Env.RemovePool != nil {
 		f.Env.RemovePool(f.T, f.StateDir, f.Pool)
 	}
+}
+
+// Mounted tells whether something is mounted at path, through the env's
+// mounter.
+func (f *Fixture) Mounted(path string) bool {
+	mounted, _ := f.mounter().Mounted()
+	return mounted(path)
+}
+
+// MountsUnder lists the mount points under dir, through the env's mounter.
+func (f *Fixture) MountsUnder(dir string) []string {
+	var all []string
+	if lister, ok := f.mounter().(interface{ Targets() []string }); ok {
+		all = lister.Targets()
+	} else {
+		table, _ := mount.Table()
+		for _, e := range table {
+			all = append(all, e.Mountpoint)
+		}
+	}
+	var out []string
+	for _, mp := range all {
+		if strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out
+}
+
+func (f *Fixture) mounter() lvm.Mounter {
+	if f.Env.Mounter != nil {
+		return f.Env.Mounter(f.StateDir)
+	}
+	return lvm.HostMounter()
 }
 
 // ConfigState returns the config's state from a fresh publication.
@@ -252,4 +363,13 @@ func Chroot(t testing.TB, root, script string) string {
 func WaitFor(t testing.TB, expect time.Duration, what string, cond func() bool) {
 	t.Helper()
 	testguard.WaitFor(t, expect, what, cond)
+}
+
+// RequireCrashPoints skips, saying why, when this test binary was built
+// without crash points (the build tag crashpoints; make test sets it).
+func RequireCrashPoints(t testing.TB) {
+	t.Helper()
+	if !crashpoint.Enabled {
+		t.Skip("needs crash points: build with -tags " + crashpoint.Tag + " (make test does)")
+	}
 }

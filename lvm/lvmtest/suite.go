@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/memory"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // Run runs the whole suite against env's backend.
@@ -37,6 +38,7 @@ func Run(t *testing.T, env Env) {
 	t.Run("Scrub", func(t *testing.T) { testScrub(t, env) })
 	t.Run("CurrentAndRollback", func(t *testing.T) { testCurrent(t, env) })
 	t.Run("ConfigWithoutFile", func(t *testing.T) { testDiscovered(t, env) })
+	t.Run("KilledInsideTheBackend", func(t *testing.T) { testKilledInBackend(t, env) })
 }
 
 var ctx = context.Background()
@@ -60,21 +62,25 @@ func testLifecycle(t *testing.T, env Env) {
 	if want := filepath.Join(f.Basedir, f.Root+"-w1", "root"); w1 != want {
 		t.Fatalf("workdir mounted at %s, want mock's path %s", w1, want)
 	}
-	if got := Chroot(t, w1, "cat /etc/issue"); !strings.Contains(got, "thinroot busybox buildroot") {
-		t.Fatalf("workdir does not hold the bootstrapped root: %q", got)
+	if env.Real() {
+		if got := Chroot(t, w1, "cat /etc/issue"); !strings.Contains(got, "thinroot busybox buildroot") {
+			t.Fatalf("workdir does not hold the bootstrapped root: %q", got)
+		}
+		Chroot(t, w1, "echo one > /root/mark; sync")
 	}
-	Chroot(t, w1, "echo one > /root/mark; sync")
 	if err := f.M.Snapshot(ctx, f.Root, "w1", "s1"); err != nil {
 		t.Fatal(err)
 	}
-	// Writes after the snapshot stay in w1.
-	Chroot(t, w1, "echo two > /root/mark")
 	w2 := f.Workdir("s1", "w2")
-	if got := Chroot(t, w2, "cat /root/mark"); got != "one\n" {
-		t.Fatalf("w2 from s1 reads %q, want the state at snapshot time", got)
-	}
-	if got := Chroot(t, w1, "cat /root/mark"); got != "two\n" {
-		t.Fatalf("w1 reads %q after w2 was made", got)
+	if env.Real() {
+		// Writes after the snapshot stay in w1.
+		Chroot(t, w1, "echo two > /root/mark")
+		if got := Chroot(t, w2, "cat /root/mark"); got != "one\n" {
+			t.Fatalf("w2 from s1 reads %q, want the state at snapshot time", got)
+		}
+		if got := Chroot(t, w1, "cat /root/mark"); got != "two\n" {
+			t.Fatalf("w1 reads %q after w2 was made", got)
+		}
 	}
 	cs = f.ConfigState(f.M, f.Root)
 	if s := cs.Snapshot("s1"); s == nil || len(s.Workdirs) != 1 || s.Workdirs[0].Ext != "w2" {
@@ -87,7 +93,7 @@ func testLifecycle(t *testing.T, env Env) {
 		if err := f.M.RemoveWorkdir(ctx, f.Root, ext); err != nil {
 			t.Fatal(err)
 		}
-		if ok, _ := mount.IsMountpoint(filepath.Join(f.Basedir, f.Root+"-"+ext, "root")); ok {
+		if f.Mounted(filepath.Join(f.Basedir, f.Root+"-"+ext, "root")) {
 			t.Fatalf("%s still mounted after remove", ext)
 		}
 	}
@@ -107,6 +113,7 @@ func testLifecycle(t *testing.T, env Env) {
 // Ten workdirs of a 200 MB root (by default) each see the root, keep their writes
 // apart, and together cost little more pool space than the root alone.
 func testWorkdirsShareSpace(t *testing.T, env Env) {
+	requireReal(t, env)
 	f := NewFixture(t, env)
 	if err := f.M.EnsurePool(ctx, f.Root); err != nil {
 		t.Fatal(err)
@@ -206,8 +213,8 @@ func testRestart(t *testing.T, env Env) {
 func testTwoProcessesInit(t *testing.T, env Env) {
 	f := NewFixture(t, env)
 	counter := filepath.Join(t.TempDir(), "bootstraps")
-	f.Config.Bootstrap = []string{"/bin/sh", "-c", `echo $$ >> "$COUNTER"; sleep 1; exec /bin/sh "$SCRIPT"`}
-	f.Config.BootstrapEnv = []string{"COUNTER=" + counter, "SCRIPT=" + BootstrapScript(t)}
+	f.Config.Bootstrap = append([]string{"/bin/sh", "-c", `echo $$ >> "$COUNTER"; sleep 1; exec "$@"`, "sh"}, f.Config.Bootstrap...)
+	f.Config.BootstrapEnv = []string{"COUNTER=" + counter}
 	var wg sync.WaitGroup
 	outs := make([]string, 2)
 	errs := make([]error, 2)
@@ -215,7 +222,7 @@ func testTwoProcessesInit(t *testing.T, env Env) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := f.helperCmd(helperJob{Op: "init", Config: f.Config}, "")
+			cmd := f.helperCmd(Job{Op: "init", Configs: []lvm.Config{f.Config}}, "")
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
@@ -307,6 +314,9 @@ func testErrors(t *testing.T, env Env) {
 		t.Errorf("remove held workdir: %v, want ErrBusy naming the holder", err)
 	}
 	f.M.Unhold(f.Root, "w2")
+	if !env.Real() {
+		return
+	}
 	root := filepath.Join(f.Basedir, f.Root+"-w2", "root")
 	sleeper := exec.Command("sleep", "30")
 	sleeper.Dir = root
@@ -319,7 +329,7 @@ func testErrors(t *testing.T, env Env) {
 	if !errors.Is(err, lvm.ErrBusy) {
 		t.Errorf("remove workdir in use: %v, want ErrBusy", err)
 	}
-	if ok, _ := mount.IsMountpoint(root); !ok {
+	if !f.Mounted(root) {
 		t.Errorf("a refused remove unmounted the workdir")
 	}
 	if err := f.M.RemoveWorkdir(ctx, f.Root, "w2"); err != nil {
@@ -341,7 +351,9 @@ func testPoolFull(t *testing.T, env Env) {
 	st, _ := f.M.Refresh(ctx)
 	p := st.Pool(f.Pool)
 	need := int64(float64(p.Stats.SizeBytes)*0.93) - p.Stats.UsedBytes
-	if need > 0 {
+	if env.Fill != nil {
+		env.Fill(t, f.StateDir, f.Pool, 0.93)
+	} else if need > 0 {
 		dd := exec.Command("dd", "if=/dev/urandom", "of="+filepath.Join(w, "fill"), "bs=1M",
 			"count="+strconv.FormatInt(need>>20, 10), "conv=fsync")
 		if out, err := dd.CombinedOutput(); err != nil {
@@ -369,8 +381,10 @@ func testPoolFull(t *testing.T, env Env) {
 		t.Fatalf("snapshot in a full pool: %v, want ErrPoolFull", err)
 	}
 	// Other workdirs stay readable.
-	if got := Chroot(t, w, "cat /etc/issue"); !strings.Contains(got, "busybox") {
-		t.Fatalf("filler unreadable: %q", got)
+	if env.Real() {
+		if got := Chroot(t, w, "cat /etc/issue"); !strings.Contains(got, "busybox") {
+			t.Fatalf("filler unreadable: %q", got)
+		}
 	}
 	// check_size = False: warn, go on.
 	lax := f.Config
@@ -384,6 +398,9 @@ func testPoolFull(t *testing.T, env Env) {
 	// Freeing space makes it work again.
 	if err := f.M.RemoveWorkdir(ctx, f.Root, "filler"); err != nil {
 		t.Fatal(err)
+	}
+	if env.Fill != nil {
+		env.Fill(t, f.StateDir, f.Pool, 0)
 	}
 	if err := f.M.AddConfig(f.Config); err != nil {
 		t.Fatal(err)
@@ -431,34 +448,32 @@ func testFailedInit(t *testing.T, env Env) {
 // config (hidden or not) and no mount or loop device of ours leaked.
 func assertNoOwnVolumes(t *testing.T, f *Fixture, m *lvm.Manager, want int) {
 	t.Helper()
-	be := f.Env.Backends(f.StateDir)[lvm.BackendKey(&f.Config)]
+	be := f.Env.Backend(t, f.StateDir)
 	r, err := be.Scan(ctx, f.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ours []string
 	for _, v := range r.Volumes {
-		if lvm.IsOurs(f.Root, v.Name) {
+		if mock.IsOurs(f.Root, v.Name) {
 			ours = append(ours, v.Name)
 		}
 	}
 	if len(ours) != want {
 		t.Fatalf("backend holds volumes %v, want %d", ours, want)
 	}
-	table, _ := mount.Table()
-	for _, e := range table {
-		if strings.HasPrefix(e.Mountpoint, f.Basedir+"/") {
-			t.Fatalf("leaked mount %s", e.Mountpoint)
-		}
+	if leaked := f.MountsUnder(f.Basedir); len(leaked) > 0 {
+		t.Fatalf("leaked mounts %v", leaked)
 	}
 }
 
 // SIGKILL at every step of init: after a restart nothing is published,
 // nothing leaks, and the next init succeeds.
 func testKilledInit(t *testing.T, env Env) {
-	points := []string{"init:before-base", "base-create:after", "bootstrap:before", "bootstrap:after", "postinit:before", "postinit:after"}
+	points := []string{"init:before-base", "init:after-base", "init:before-bootstrap", "init:after-bootstrap", "init:before-postinit", "init:after-postinit"}
 	for i, point := range points {
 		t.Run(point, func(t *testing.T) {
+			RequireCrashPoints(t)
 			// Each point has its own pool and config: they run side by
 			// side, which also puts recovery under concurrent load.
 			t.Parallel()
@@ -466,7 +481,7 @@ func testKilledInit(t *testing.T, env Env) {
 			if err := f.M.EnsurePool(ctx, f.Root); err != nil {
 				t.Fatal(err)
 			}
-			out, err := f.helperCmd(helperJob{Op: "init"}, point).CombinedOutput()
+			out, err := f.helperCmd(Job{Op: "init"}, point).CombinedOutput()
 			if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
 				t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
 			}
@@ -479,7 +494,9 @@ func testKilledInit(t *testing.T, env Env) {
 			f.M = m
 			f.Init(0)
 			w := f.Workdir("", "after")
-			Chroot(t, w, "true")
+			if env.Real() {
+				Chroot(t, w, "true")
+			}
 		})
 	}
 	// A kill from outside, in the middle of the bootstrap command, which
@@ -487,6 +504,7 @@ func testKilledInit(t *testing.T, env Env) {
 	// the killed process (they would keep the detached root and its
 	// device busy).
 	t.Run("external-kill-during-bootstrap", func(t *testing.T) {
+		requireReal(t, env) // the bootstrap's pid namespace needs root
 		t.Parallel()
 		f := NewFixtureRoot(t, env, "killed-init-external")
 		ready := filepath.Join(t.TempDir(), "started")
@@ -494,7 +512,7 @@ func testKilledInit(t *testing.T, env Env) {
 		cfg := f.Config
 		cfg.Bootstrap = []string{"/bin/sh", "-c", `exec 3>"$ROOT/partial"; touch "$READY"; sleep ` + mark + `; true`}
 		cfg.BootstrapEnv = []string{"READY=" + ready}
-		cmd := f.helperCmd(helperJob{Op: "init", Config: cfg}, "")
+		cmd := f.helperCmd(Job{Op: "init", Configs: []lvm.Config{cfg}}, "")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -517,13 +535,16 @@ func testKilledInit(t *testing.T, env Env) {
 
 // SIGKILL at every step of workdir creation.
 func testKilledWorkdirCreate(t *testing.T, env Env) {
+	RequireCrashPoints(t)
 	f := NewFixture(t, env)
 	f.Init(0)
 	keep := f.Workdir("", "keep")
-	Chroot(t, keep, "echo kept > /root/kept")
+	if env.Real() {
+		Chroot(t, keep, "echo kept > /root/kept")
+	}
 	for _, point := range []string{"workdir-create:before-clone", "workdir-create:after-clone", "workdir-create:after-mount"} {
 		t.Run(point, func(t *testing.T) {
-			out, err := f.helperCmd(helperJob{Op: "workdir", Snapshot: lvm.PostInit, Ext: "victim"}, point).CombinedOutput()
+			out, err := f.helperCmd(Job{Op: "workdir-create", Snap: lvm.PostInit, Ext: "victim"}, point).CombinedOutput()
 			if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
 				t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
 			}
@@ -532,13 +553,17 @@ func testKilledWorkdirCreate(t *testing.T, env Env) {
 			if cs.Workdir("victim") != nil {
 				t.Fatalf("half-made workdir is listed after a kill at %s", point)
 			}
-			assertNoOwnVolumesExcept(t, f, []string{lvm.SnapshotLV(f.Root, lvm.PostInit), lvm.WorkdirLV(f.Root, "keep")})
-			if got := Chroot(t, keep, "cat /root/kept"); got != "kept\n" {
+			assertNoOwnVolumesExcept(t, f, []string{mock.SnapshotVolume(f.Root, lvm.PostInit), mock.WorkdirVolume(f.Root, "keep")})
+			if !env.Real() {
+				// nothing to read in memory
+			} else if got := Chroot(t, keep, "cat /root/kept"); got != "kept\n" {
 				t.Fatalf("existing workdir damaged: %q", got)
 			}
 			f.M = m
 			w := f.Workdir("", "victim")
-			Chroot(t, w, "true")
+			if env.Real() {
+				Chroot(t, w, "true")
+			}
 			if err := m.RemoveWorkdir(ctx, f.Root, "victim"); err != nil {
 				t.Fatal(err)
 			}
@@ -548,14 +573,14 @@ func testKilledWorkdirCreate(t *testing.T, env Env) {
 
 func assertNoOwnVolumesExcept(t *testing.T, f *Fixture, want []string) {
 	t.Helper()
-	be := f.Env.Backends(f.StateDir)[lvm.BackendKey(&f.Config)]
+	be := f.Env.Backend(t, f.StateDir)
 	r, err := be.Scan(ctx, f.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ours []string
 	for _, v := range r.Volumes {
-		if lvm.IsOurs(f.Root, v.Name) {
+		if mock.IsOurs(f.Root, v.Name) {
 			ours = append(ours, v.Name)
 		}
 	}
@@ -564,10 +589,9 @@ func assertNoOwnVolumesExcept(t *testing.T, f *Fixture, want []string) {
 	if strings.Join(ours, ",") != strings.Join(want, ",") {
 		t.Fatalf("backend holds %v, want %v", ours, want)
 	}
-	table, _ := mount.Table()
-	for _, e := range table {
-		if strings.HasPrefix(e.Mountpoint, f.Basedir+"/") && !strings.HasSuffix(e.Mountpoint, "-keep/root") {
-			t.Fatalf("leaked mount %s", e.Mountpoint)
+	for _, mp := range f.MountsUnder(f.Basedir) {
+		if !strings.HasSuffix(mp, "-keep/root") {
+			t.Fatalf("leaked mount %s", mp)
 		}
 	}
 }
@@ -589,7 +613,7 @@ func testScrub(t *testing.T, env Env) {
 	if err := f.M.Scrub(ctx, f.Root); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := mount.IsMountpoint(w); ok {
+	if f.Mounted(w) {
 		t.Fatal("scrub left the workdir mounted")
 	}
 	st, _ := f.M.Refresh(ctx)
@@ -666,7 +690,7 @@ func testCurrent(t *testing.T, env Env) {
 func testDiscovered(t *testing.T, env Env) {
 	f := NewFixture(t, env)
 	f.Init(0)
-	m, err := lvm.NewManager(lvm.Options{StateDir: f.StateDir, Backends: f.Env.Backends(f.StateDir), Basedir: f.Basedir, Log: f.Log})
+	m, err := lvm.NewManager(f.Env.ManagerOptions(f.StateDir, f.Basedir, f.Log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -681,7 +705,9 @@ func testDiscovered(t *testing.T, env Env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Chroot(t, w.Mountpoint, "true")
+	if env.Real() {
+		Chroot(t, w.Mountpoint, "true")
+	}
 	if err := m.RemoveWorkdir(ctx, f.Root, "found"); err != nil {
 		t.Fatal(err)
 	}
@@ -693,6 +719,7 @@ func testDiscovered(t *testing.T, env Env) {
 // snapshot that is finished moves the record to postinit, never the one
 // without the other.
 func testKilledRecords(t *testing.T, env Env) {
+	RequireCrashPoints(t)
 	f := NewFixture(t, env)
 	f.Init(0)
 	f.Workdir("", "w")
@@ -707,7 +734,7 @@ func testKilledRecords(t *testing.T, env Env) {
 		}
 		return cur
 	}
-	crash := func(job helperJob, point string) {
+	crash := func(job Job, point string) {
 		t.Helper()
 		out, err := f.helperCmd(job, point).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
@@ -715,11 +742,11 @@ func testKilledRecords(t *testing.T, env Env) {
 		}
 	}
 
-	crash(helperJob{Op: "snapshot", Ext: "w", Name: "new"}, "snapshot:after-record")
+	crash(Job{Op: "snapshot", Ext: "w", Name: "new"}, "snapshot:after-record")
 	if cur := current("w"); cur != "mid" {
 		t.Errorf("after a snapshot killed and rolled back, w's current snapshot is %q, want mid", cur)
 	}
-	crash(helperJob{Op: "workdir", Snapshot: "mid", Ext: "v"}, "workdir-create:after-record")
+	crash(Job{Op: "workdir-create", Snap: "mid", Ext: "v"}, "workdir-create:after-record")
 	if cur := current("v"); cur != lvm.PostInit {
 		t.Errorf("after a workdir creation killed and rolled back, v's current snapshot is %q, want postinit", cur)
 	}
@@ -730,7 +757,7 @@ func testKilledRecords(t *testing.T, env Env) {
 	if err := f.M.SetCurrent(ctx, f.Root, lvm.DefaultExt, "mid"); err != nil {
 		t.Fatal(err)
 	}
-	crash(helperJob{Op: "remove-snapshot", Snapshot: "mid"}, "snapshot-remove:after-records")
+	crash(Job{Op: "remove-snapshot", Snap: "mid"}, "snapshot-remove:after-records")
 	m := f.NewManager()
 	if cs := f.ConfigState(m, f.Root); cs.Snapshot("mid") != nil {
 		t.Errorf("a snapshot removal killed half way was not finished: %+v", cs.Snapshots)
@@ -763,10 +790,11 @@ func processesWithArgs(args ...string) []int {
 // the half-made workdir, finishes the dead operation (no intent, mount or
 // volume left), and can make that workdir itself.
 func testKilledUnderRunning(t *testing.T, env Env) {
+	RequireCrashPoints(t)
 	f := NewFixture(t, env)
 	f.Init(0)
 	for _, point := range []string{"workdir-create:after-clone", "workdir-create:after-mount"} {
-		out, err := f.helperCmd(helperJob{Op: "workdir", Snapshot: lvm.PostInit, Ext: "victim"}, point).CombinedOutput()
+		out, err := f.helperCmd(Job{Op: "workdir-create", Snap: lvm.PostInit, Ext: "victim"}, point).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
 			t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
 		}
@@ -782,7 +810,9 @@ func testKilledUnderRunning(t *testing.T, env Env) {
 		}
 		assertNoOwnVolumes(t, f, f.M, 1)
 		w := f.Workdir("", "victim")
-		Chroot(t, w, "true")
+		if env.Real() {
+			Chroot(t, w, "true")
+		}
 		if err := f.M.RemoveWorkdir(ctx, f.Root, "victim"); err != nil {
 			t.Fatal(err)
 		}
@@ -792,11 +822,12 @@ func testKilledUnderRunning(t *testing.T, env Env) {
 // Scrub of a pool's last config killed after its volumes and records are
 // gone: recovery finishes it, pool included, as the scrub would have.
 func testKilledScrubLast(t *testing.T, env Env) {
+	RequireCrashPoints(t)
 	f := NewFixture(t, env)
 	f.Init(0)
 	f.Workdir("", "w")
 	point := "scrub:after-records"
-	out, err := f.helperCmd(helperJob{Op: "scrub"}, point).CombinedOutput()
+	out, err := f.helperCmd(Job{Op: "scrub"}, point).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "crashpoint: "+point) {
 		t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
 	}
@@ -804,7 +835,7 @@ func testKilledScrubLast(t *testing.T, env Env) {
 	if p := m.State().Pool(f.Pool); p != nil && p.Stats.SizeBytes != 0 {
 		t.Fatalf("after a scrub of the last config was killed and recovered, the pool is still there: %+v", p.Stats)
 	}
-	pools, err := f.Env.Backends(f.StateDir)[lvm.BackendKey(&f.Config)].Pools(ctx)
+	pools, err := f.Env.Backend(t, f.StateDir).Pools(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -863,6 +894,7 @@ func testTwoManagers(t *testing.T, env Env) {
 // not write the filesystem out. postinit must hold the bootstrapped root
 // all the same.
 func testInitBesideNamespace(t *testing.T, env Env) {
+	requireReal(t, env)
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Fatalf("unshare (util-linux) is missing: %v", err)
 	}
@@ -897,4 +929,60 @@ func testInitBesideNamespace(t *testing.T, env Env) {
 	if got := Chroot(t, w, "cat /etc/issue"); !strings.Contains(got, "thinroot busybox buildroot") {
 		t.Fatalf("a workdir of postinit reads %q", got)
 	}
+}
+
+// requireReal skips a test of what only real volumes have: data, space,
+// mounts that something can keep busy, namespaces.
+func requireReal(t *testing.T, env Env) {
+	t.Helper()
+	if !env.Real() {
+		t.Skipf("the %s backend's volumes hold no data and nothing is mounted", env.Name)
+	}
+}
+
+// A process killed inside a backend or mount call, half way through an
+// operation: the next Manager finishes the operation the way its type
+// says and the config works on. The memory backend can be told to die
+// there (memory.KillEnv), so this runs without crash points compiled in.
+func testKilledInBackend(t *testing.T, env Env) {
+	if env.Name != memory.Kind {
+		t.Skip("only the memory backend dies inside its calls on request; real backends run the crash points")
+	}
+	f := NewFixture(t, env)
+	f.Init(0)
+	kill := func(job Job, at string) {
+		t.Helper()
+		cmd := f.helperCmd(job, "")
+		cmd.Env = append(cmd.Env, memory.KillEnv+"="+at)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "memory backend: killed") {
+			t.Fatalf("%s was not killed at %s: %v\n%s", job.Op, at, err, out)
+		}
+		f.M = f.NewManager()
+	}
+	for _, at := range []string{"after-snapshot", "after-mount"} {
+		kill(Job{Op: "workdir-create", Snap: lvm.PostInit, Ext: "victim"}, at)
+		if cs := f.ConfigState(f.M, f.Root); cs.Workdir("victim") != nil {
+			t.Fatalf("a workdir creation killed %s is listed after recovery", at)
+		}
+		assertNoOwnVolumes(t, f, f.M, 1)
+		f.Workdir("", "victim")
+		if err := f.M.RemoveWorkdir(ctx, f.Root, "victim"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Workdir("", "w")
+	kill(Job{Op: "workdir-remove", Ext: "w"}, "before-remove")
+	if cs := f.ConfigState(f.M, f.Root); cs.Workdir("w") != nil {
+		t.Fatal("a workdir removal killed before its volume went was not finished")
+	}
+	assertNoOwnVolumes(t, f, f.M, 1)
+	kill(Job{Op: "scrub"}, "after-remove")
+	if cs := f.ConfigState(f.M, f.Root); cs != nil && (len(cs.Snapshots) != 0 || cs.State != lvm.StateUninitialized) {
+		t.Fatalf("a scrub killed after its first removal was not finished: %+v", cs)
+	}
+	if p := f.M.State().Pool(f.Pool); p != nil && p.Stats.SizeBytes != 0 {
+		t.Fatalf("the scrub of the pool's last config, finished, left the pool: %+v", p.Stats)
+	}
+	f.Init(0)
 }

@@ -1,4 +1,4 @@
-package lvm
+package lock
 
 import (
 	"bufio"
@@ -50,13 +50,13 @@ func TestLocksInteroperateWithMock(t *testing.T) {
 	if err != nil || h != nil {
 		t.Fatalf("got a shared lock while mock holds it exclusively: %v", err)
 	}
-	holder, held := LockHolder(path, true)
+	holder, held := HolderOf(path, true)
 	if !held || !holder.Exclusive || holder.PID != cmd.Process.Pid {
 		t.Fatalf("holder %+v held=%v; want mock's pid %d", holder, held, cmd.Process.Pid)
 	}
 	// A blocking Lock waits (and says so) until mock lets go.
 	said := make(chan Holder, 1)
-	got := make(chan *HeldLock, 1)
+	got := make(chan *Held, 1)
 	go func() {
 		h, err := Lock(context.Background(), path, true, func(h Holder) { said <- h })
 		if err != nil {
@@ -78,7 +78,7 @@ func TestLocksInteroperateWithMock(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 	release()
-	var mine *HeldLock
+	var mine *Held
 	select {
 	case mine = <-got:
 	case <-time.After(5 * time.Second):

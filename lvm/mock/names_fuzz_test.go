@@ -1,4 +1,4 @@
-package lvm
+package mock
 
 import (
 	"path/filepath"
@@ -12,7 +12,7 @@ import (
 // under basedir that does not leave it, an LV name LVM accepts, and a
 // volume name that parses back into the same pair, with or without the
 // root known. A refused one is a NameError with a reason. The seed corpus
-// is testdata/fuzz/FuzzNames; go test -fuzz FuzzNames ./lvm/.
+// is testdata/fuzz/FuzzNames; go test -fuzz FuzzNames ./lvm/mock/.
 func FuzzNames(f *testing.F) {
 	f.Add("fedora-41-x86_64", "postinit")
 	f.Add("rhel+epel-8.10-x86_64", "b-mqx1a2b3")
@@ -37,7 +37,7 @@ func FuzzNames(f *testing.F) {
 			// A workdir's LV name has one byte more (the head mark), so a
 			// snapshot name may fit where the same unique-ext does not;
 			// nothing else may tell them apart.
-			if !snapOK || len(WorkdirLV(root, leaf)) != maxLVName+1 {
+			if !snapOK || len(WorkdirVolume(root, leaf)) != maxLVName+1 {
 				t.Fatalf("%q is a valid snapshot name %v but a valid unique-ext %v", leaf, snapOK, extOK)
 			}
 			return
@@ -49,23 +49,23 @@ func FuzzNames(f *testing.F) {
 		if strings.Contains(leaf, ".") {
 			t.Fatalf("accepted %q with a dot", leaf)
 		}
-		snap, work := SnapshotLV(root, leaf), WorkdirLV(root, leaf)
+		snap, work := SnapshotVolume(root, leaf), WorkdirVolume(root, leaf)
 		if len(snap) > maxLVName || len(work) > maxLVName {
 			t.Fatalf("accepted names make LV names of %d and %d bytes", len(snap), len(work))
 		}
 		for _, known := range [][]string{{root}, nil, {root, root + "." + leaf}} {
-			if vn, ok := ParseLV(snap, known); !ok || vn != (VolumeName{Root: root, Name: leaf}) {
-				t.Fatalf("ParseLV(%q, %q) = %+v %v", snap, known, vn, ok)
+			if vn, ok := ParseVolume(snap, known); !ok || vn != (VolumeName{Root: root, Name: leaf}) {
+				t.Fatalf("ParseVolume(%q, %q) = %+v %v", snap, known, vn, ok)
 			}
-			if vn, ok := ParseLV(work, known); !ok || vn != (VolumeName{Root: root, Name: leaf, Workdir: true}) {
-				t.Fatalf("ParseLV(%q, %q) = %+v %v", work, known, vn, ok)
+			if vn, ok := ParseVolume(work, known); !ok || vn != (VolumeName{Root: root, Name: leaf, Workdir: true}) {
+				t.Fatalf("ParseVolume(%q, %q) = %+v %v", work, known, vn, ok)
 			}
 		}
 		if !IsOurs(root, snap) || !IsOurs(root, work) {
 			t.Fatalf("%q and %q are not %s's", snap, work, root)
 		}
-		c := Config{Root: root, Basedir: "/var/lib/mock"}
-		for _, p := range []string{c.RootPath(leaf), c.SnapinfoPath(leaf), c.InitLockPath(), c.PoolLockPath()} {
+		d := Dirs{Basedir: "/var/lib/mock", Root: root}
+		for _, p := range []string{d.ChrootDir(leaf), d.SnapinfoPath(leaf), d.InitLockPath(), d.PoolLockPath()} {
 			if filepath.Clean(p) != p || !strings.HasPrefix(p, "/var/lib/mock/") {
 				t.Fatalf("path %q leaves the basedir", p)
 			}
@@ -82,23 +82,23 @@ func safeComponent(t *testing.T, kind, s string) {
 	}
 }
 
-// FuzzParseLV: any LV name, ours or anyone's, parses without a panic, and
+// FuzzParseVolume: any LV name, ours or anyone's, parses without a panic, and
 // what parses puts back together into the same name.
-func FuzzParseLV(f *testing.F) {
+func FuzzParseVolume(f *testing.F) {
 	f.Add("+mock.fedora-41-x86_64.head", "fedora-41-x86_64")
 	f.Add("mock.a.b.c", "a.b")
 	f.Fuzz(func(t *testing.T, lv, known string) {
 		for _, roots := range [][]string{nil, {known}} {
-			vn, ok := ParseLV(lv, roots)
+			vn, ok := ParseVolume(lv, roots)
 			if !ok {
 				continue
 			}
-			back := SnapshotLV(vn.Root, vn.Name)
+			back := SnapshotVolume(vn.Root, vn.Name)
 			if vn.Workdir {
-				back = WorkdirLV(vn.Root, vn.Name)
+				back = WorkdirVolume(vn.Root, vn.Name)
 			}
 			if back != lv || vn.Root == "" || vn.Name == "" {
-				t.Fatalf("ParseLV(%q, %q) = %+v, which makes %q", lv, roots, vn, back)
+				t.Fatalf("ParseVolume(%q, %q) = %+v, which makes %q", lv, roots, vn, back)
 			}
 			if !IsOurs(vn.Root, lv) {
 				t.Fatalf("%q parses as %s's but is not", lv, vn.Root)

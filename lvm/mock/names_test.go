@@ -1,20 +1,22 @@
-package lvm
+package mock
 
 import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/thinroot/thinroot/lvm/backend"
 )
 
 func TestMockNames(t *testing.T) {
 	if got := ConfID("fedora-41-x86_64"); got != "mock.fedora-41-x86_64" {
 		t.Errorf("ConfID = %q", got)
 	}
-	if got := SnapshotLV("fedora-41-x86_64", "postinit"); got != "mock.fedora-41-x86_64.postinit" {
-		t.Errorf("SnapshotLV = %q", got)
+	if got := SnapshotVolume("fedora-41-x86_64", "postinit"); got != "mock.fedora-41-x86_64.postinit" {
+		t.Errorf("SnapshotVolume = %q", got)
 	}
-	if got := WorkdirLV("fedora-41-x86_64", "head"); got != "+mock.fedora-41-x86_64.head" {
-		t.Errorf("WorkdirLV = %q", got)
+	if got := WorkdirVolume("fedora-41-x86_64", "head"); got != "+mock.fedora-41-x86_64.head" {
+		t.Errorf("WorkdirVolume = %q", got)
 	}
 }
 
@@ -73,7 +75,7 @@ func TestValidateNames(t *testing.T) {
 			continue
 		}
 		var ne *NameError
-		if !errors.As(err, &ne) || !errors.Is(err, ErrInvalidName) {
+		if !errors.As(err, &ne) || !errors.Is(err, backend.ErrInvalidName) {
 			t.Errorf("%s %q: got %v, want a NameError", c.kind, c.name, err)
 			continue
 		}
@@ -104,7 +106,7 @@ func TestOwnershipRule(t *testing.T) {
 	}
 }
 
-func TestParseLV(t *testing.T) {
+func TestParseVolume(t *testing.T) {
 	known := []string{"opensuse-leap-15.5-x86_64", "opensuse-leap-15"}
 	cases := []struct {
 		lv   string
@@ -121,36 +123,26 @@ func TestParseLV(t *testing.T) {
 		{"lvol0", VolumeName{}, false},
 	}
 	for _, c := range cases {
-		got, ok := ParseLV(c.lv, known)
+		got, ok := ParseVolume(c.lv, known)
 		if ok != c.ok || got != c.want {
-			t.Errorf("ParseLV(%q) = %+v, %v; want %+v, %v", c.lv, got, ok, c.want, c.ok)
+			t.Errorf("ParseVolume(%q) = %+v, %v; want %+v, %v", c.lv, got, ok, c.want, c.ok)
 		}
 	}
 }
 
 func TestPaths(t *testing.T) {
-	c := Config{Root: "f41", Basedir: "/var/lib/mock"}
-	if err := c.Normalize(); err != nil {
-		t.Fatal(err)
-	}
+	d := Dirs{Basedir: "/var/lib/mock", Root: "f41"}
 	want := map[string]string{
-		c.RootPath("head"):    "/var/lib/mock/f41/root",
-		c.RootPath("b1"):      "/var/lib/mock/f41-b1/root",
-		c.SnapinfoPath("b1"):  "/var/lib/mock/.snapinfo-mock.f41.b1",
-		c.InitLockPath():      "/var/lib/mock/.lvm-mock.f41.lock",
-		c.PoolLockPath():      "/var/lib/mock/.lvm-pool-mock.f41.lock",
-		c.Pool:                "mockbuild",
-		c.MkfsCommand:         "mkfs.ext4",
-		c.UniqueExt:           "head",
-		c.WorkdirDir("other"): "/var/lib/mock/f41-other",
+		d.ChrootDir("head"):   "/var/lib/mock/f41/root",
+		d.ChrootDir("b1"):     "/var/lib/mock/f41-b1/root",
+		d.SnapinfoPath("b1"):  "/var/lib/mock/.snapinfo-mock.f41.b1",
+		d.InitLockPath():      "/var/lib/mock/.lvm-mock.f41.lock",
+		d.PoolLockPath():      "/var/lib/mock/.lvm-pool-mock.f41.lock",
+		d.WorkdirDir("other"): "/var/lib/mock/f41-other",
 	}
 	for got, w := range want {
 		if got != w {
 			t.Errorf("got %q, want %q", got, w)
 		}
-	}
-	bad := Config{Root: "f41", Basedir: "relative/dir"}
-	if err := bad.Normalize(); err == nil {
-		t.Error("relative basedir accepted")
 	}
 }

@@ -1,15 +1,20 @@
-package lvm
+package fsview
 
 import (
 	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/thinroot/thinroot/lvm"
 )
 
-// Text renders the stats as "key: value" lines, one per figure, in the
-// order DESIGN lists them: easy to grep, awk and read.
-func (s Stats) Text() string {
+// The stats files of a pool, rendered here beside the tree that shows
+// them (thinroot pool stats prints the same).
+
+// StatsText renders a pool's figures as "key: value" lines, one per
+// figure, in the order DESIGN lists them: easy to grep, awk and read.
+func StatsText(s lvm.Stats) string {
 	var b strings.Builder
 	kv := func(k string, v any) { fmt.Fprintf(&b, "%s: %v\n", k, v) }
 	kv("backend", s.Backend)
@@ -36,8 +41,9 @@ func (s Stats) Text() string {
 	return b.String()
 }
 
-// JSON renders the stats as one JSON object with the same keys as Text.
-func (s Stats) JSON() []byte {
+// StatsJSON renders a pool's figures as one JSON object with the same
+// keys as StatsText.
+func StatsJSON(s lvm.Stats) []byte {
 	b, _ := json.MarshalIndent(s, "", "  ")
 	return append(b, '\n')
 }

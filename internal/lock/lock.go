@@ -1,4 +1,9 @@
-package lvm
+// Package lock takes the lock files thinroot shares with mock and with
+// other thinroot processes: open-file-description (OFD) locks, which the
+// kernel makes conflict with the POSIX lockf() locks mock takes. The
+// Manager, the backends and the builder all lock through it. It imports
+// nothing of thinroot.
+package lock
 
 import (
 	"context"
@@ -10,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Lock files. mock takes POSIX record locks with lockf() on whole files;
+// mock takes POSIX record locks with lockf() on whole files;
 // thinroot takes open-file-description (OFD) locks on the same files. The
 // kernel makes the two kinds conflict with each other, so mock and thinroot
 // exclude each other, while OFD locks (unlike lockf) also exclude goroutines
@@ -18,17 +23,17 @@ import (
 // descriptor of the file is closed. Every acquisition opens its own
 // descriptor; closing it releases the lock, and so does the process dying.
 
-// HeldLock is an acquired lock. Release it exactly once.
-type HeldLock struct {
+// Held is an acquired lock. Release it exactly once.
+type Held struct {
 	f    *os.File
 	path string
 }
 
 // Path is the lock file's path.
-func (h *HeldLock) Path() string { return h.path }
+func (h *Held) Path() string { return h.path }
 
 // Release drops the lock.
-func (h *HeldLock) Release() {
+func (h *Held) Release() {
 	if h != nil && h.f != nil {
 		h.f.Close()
 		h.f = nil
@@ -37,7 +42,7 @@ func (h *HeldLock) Release() {
 
 // Downgrade turns an exclusive lock into a shared one without a window in
 // which nobody holds it (mock relocks shared after init the same way).
-func (h *HeldLock) Downgrade() error {
+func (h *Held) Downgrade() error {
 	return setOFD(h.f, unix.F_OFD_SETLK, unix.F_RDLCK)
 }
 
@@ -76,7 +81,7 @@ func lockType(exclusive bool) int16 {
 
 // TryLock takes the lock if it is free; it returns (nil, nil) when someone
 // else holds a conflicting lock.
-func TryLock(path string, exclusive bool) (*HeldLock, error) {
+func TryLock(path string, exclusive bool) (*Held, error) {
 	f, err := openLockFile(path)
 	if err != nil {
 		return nil, err
@@ -90,7 +95,7 @@ func TryLock(path string, exclusive bool) (*HeldLock, error) {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return &HeldLock{f: f, path: path}, nil
+	return &Held{f: f, path: path}, nil
 }
 
 // TryLockOpen takes an exclusive lock on an already open file without
@@ -104,17 +109,25 @@ func TryLockOpen(f *os.File) (bool, error) {
 	return err == nil, err
 }
 
+// Adopt makes a Held of an open file the caller has locked with
+// TryLockOpen, so that the file can be written through File and the lock
+// dropped with Release like any other.
+func Adopt(f *os.File) *Held { return &Held{f: f, path: f.Name()} }
+
+// File is the locked file itself (for a lock file that also holds data).
+func (h *Held) File() *os.File { return h.f }
+
 // Lock takes the lock, blocking in the kernel (no polling) until it is
 // free. waiting, if not nil, is called once before blocking, with who holds
 // the lock. When ctx ends first, Lock returns ctx.Err(); the blocked
 // request is then dropped as soon as the kernel grants it.
-func Lock(ctx context.Context, path string, exclusive bool, waiting func(Holder)) (*HeldLock, error) {
+func Lock(ctx context.Context, path string, exclusive bool, waiting func(Holder)) (*Held, error) {
 	h, err := TryLock(path, exclusive)
 	if h != nil || err != nil {
 		return h, err
 	}
 	if waiting != nil {
-		holder, _ := LockHolder(path, exclusive)
+		holder, _ := HolderOf(path, exclusive)
 		waiting(holder)
 	}
 	f, err := openLockFile(path)
@@ -129,7 +142,7 @@ func Lock(ctx context.Context, path string, exclusive bool, waiting func(Holder)
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		return &HeldLock{f: f, path: path}, nil
+		return &Held{f: f, path: path}, nil
 	case <-ctx.Done():
 		go func() {
 			<-done
@@ -139,9 +152,9 @@ func Lock(ctx context.Context, path string, exclusive bool, waiting func(Holder)
 	}
 }
 
-// LockHolder reports who holds a lock conflicting with the one asked for;
+// HolderOf reports who holds a lock conflicting with the one asked for;
 // Holder is zero when the lock is free.
-func LockHolder(path string, exclusive bool) (Holder, bool) {
+func HolderOf(path string, exclusive bool) (Holder, bool) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return Holder{}, false
