@@ -55,3 +55,48 @@ func TestSweepFindsAndClearsLeftovers(t *testing.T) {
 		t.Fatalf("a second sweep still found %q", again)
 	}
 }
+
+// Every package with tests runs them through Main, so that each checks
+// what it left behind and none can wedge the run.
+func TestEveryPackageIsGuarded(t *testing.T) {
+	root, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ; ; root = filepath.Dir(root) {
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			break
+		}
+		if root == "/" {
+			t.Fatal("no go.mod above the test's directory")
+		}
+	}
+	tested := map[string]bool{}
+	guarded := map[string]bool{}
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") || d.Name() == "_out") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		dir := filepath.Dir(p)
+		tested[dir] = true
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), "testguard.Main(m)") {
+			guarded[dir] = true
+		}
+		return nil
+	})
+	for dir := range tested {
+		if !guarded[dir] {
+			rel, _ := filepath.Rel(root, dir)
+			t.Errorf("%s has tests but no TestMain calling testguard.Main(m)", rel)
+		}
+	}
+	if len(tested) < 10 {
+		t.Fatalf("found only %d test packages under %s", len(tested), root)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm/backend"
 	"github.com/thinroot/thinroot/lvm/btrfs"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
@@ -23,7 +24,7 @@ var bg = context.Background()
 
 func TestMain(m *testing.M) {
 	lvmtest.HelperMain([]lvmtest.Env{env}, nil)
-	os.Exit(m.Run())
+	os.Exit(testguard.Main(m))
 }
 
 // TestManager runs the contract suite on btrfs pool images: subvolumes,

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
 )
 
@@ -11,7 +12,7 @@ var env = lvmtest.Memory()
 
 func TestMain(m *testing.M) {
 	lvmtest.HelperMain([]lvmtest.Env{env}, nil)
-	os.Exit(m.Run())
+	os.Exit(testguard.Main(m))
 }
 
 // TestManager runs the contract suite on the memory backend: the
