@@ -251,13 +251,18 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // State returns the last published picture. It never blocks on a backend.
+// A publication that is under way may already hold a change this caller
+// knows of (a workdir it just made): State waits for it rather than
+// return the State before it.
 func (m *Manager) State() *State {
 	m.mu.Lock()
 	dirty := m.dirty
 	m.mu.Unlock()
 	if dirty {
-		m.publish()
+		return m.publish()
 	}
+	m.pubMu.Lock()
+	m.pubMu.Unlock()
 	return m.state.Load()
 }
 

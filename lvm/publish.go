@@ -20,6 +20,10 @@ import (
 // table, the journal, the records, lock holders, init failures), then
 // build the State from both. pubMu keeps publications in order.
 
+// afterView, when set (by tests), runs in a publication between copying
+// the Manager's picture and storing the State.
+var afterView func()
+
 // publish builds a new State and publishes it.
 func (m *Manager) publish() *State {
 	st, _ := m.publishAll()
@@ -31,6 +35,9 @@ func (m *Manager) publishAll() (*State, []journal.Listed) {
 	m.pubMu.Lock()
 	defer m.pubMu.Unlock()
 	v := m.snapshotView()
+	if afterView != nil {
+		afterView()
+	}
 	f := m.readJournal()
 	st, need := v.build(f.hidden)
 	v.gather(m, need, &f)

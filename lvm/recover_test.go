@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/thinroot/thinroot/lvm/backend"
+	"github.com/thinroot/thinroot/lvm/mock"
 )
 
 // scanManager is a Manager over one empty pool of the scan backend.
@@ -79,5 +81,35 @@ func TestOpeningPoolSweepsRecordTemporaries(t *testing.T) {
 	}
 	if _, err := os.Stat(tmp); err != nil {
 		t.Error("a refresh swept again: it should only refresh")
+	}
+}
+
+// A State asked for while another goroutine's publication is under way
+// holds what that publication took in: the change is not lost behind the
+// older State. Before, State saw the change already taken (no longer
+// pending) and returned the older State: a listing right after 16 mkdirs
+// through the tree missed one.
+func TestStateWaitsForAPublicationUnderWay(t *testing.T) {
+	m := scanManager(t, Config{Root: "r", Basedir: t.TempDir(), Backend: scanKind})
+	if _, err := m.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	snap := mock.SnapshotVolume("r", PostInit)
+	m.patch("mockbuild", &backend.Volume{Name: snap, Pool: "mockbuild", Thin: true})
+	if _, cs := m.state.Load().Config("r"); cs != nil && cs.Snapshot(PostInit) != nil {
+		t.Fatal("the patch is published already: the test would prove nothing")
+	}
+	inView, release := make(chan struct{}), make(chan struct{})
+	afterView = func() {
+		afterView = nil
+		close(inView)
+		<-release
+	}
+	defer func() { afterView = nil }()
+	go m.State()
+	<-inView
+	time.AfterFunc(100*time.Millisecond, func() { close(release) })
+	if _, cs := m.State().Config("r"); cs == nil || cs.Snapshot(PostInit) == nil {
+		t.Fatal("the State misses a change a publication under way had taken in")
 	}
 }
