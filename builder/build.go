@@ -21,6 +21,13 @@ type Request struct {
 	Command   []string `json:"command,omitempty"` // default: the config's build command
 	// RPMRequest makes it an RPM build (srpm, or spec and sources).
 	RPMRequest
+	// InPlace and ResultDir come only from a caller in the same process
+	// (thinroot mock), never through the API: InPlace builds in the
+	// existing workdir of UniqueExt, as mock --no-clean does, and
+	// ResultDir is where results and logs go (kept, logs appended)
+	// instead of beside the workdir.
+	InPlace   bool   `json:"-"`
+	ResultDir string `json:"-"`
 }
 
 // States of a build. The first ones are phases of a running build; the

@@ -51,6 +51,9 @@ type Options struct {
 	// error) refuses the request.
 	Resolve func(root string) (ConfigInfo, error)
 	Log     *slog.Logger
+	// KeepInterrupted leaves the workdirs of interrupted builds in place:
+	// mock's roots outlive the process that built in them.
+	KeepInterrupted bool
 }
 
 // Errors the API maps to status codes.
@@ -170,7 +173,7 @@ func (b *Builder) interrupted(ctx context.Context, e *entry) {
 	e.b.Error = fmt.Sprintf("the daemon stopped while the build was %s", was)
 	e.b.Phases = append(e.b.Phases, Phase{State: StateInterrupted, At: e.b.Finished})
 	os.RemoveAll(b.rpmWorkDir(e.b.ID))
-	if b.opts.Manager != nil && (e.b.Workdir != "" || b.madeWorkdir(e.b)) {
+	if b.opts.Manager != nil && !b.opts.KeepInterrupted && (e.b.Workdir != "" || b.madeWorkdir(e.b)) {
 		err := b.opts.Manager.RemoveWorkdir(ctx, e.b.Request.Config, e.b.UniqueExt)
 		if err != nil && !errors.Is(err, lvm.ErrNotFound) {
 			b.log.Warn("remove the workdir of an interrupted build", "build", e.b.ID, "err", err)

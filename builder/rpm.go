@@ -33,6 +33,8 @@ type RPMRequest struct {
 	Defines []string `json:"defines,omitempty"` // "NAME VALUE", as mock -D
 	With    []string `json:"with,omitempty"`    // mock --with
 	Without []string `json:"without,omitempty"` // mock --without
+	// SRPMOnly stops a spec build after the SRPM (mock --buildsrpm).
+	SRPMOnly bool `json:"srpm_only,omitempty"`
 }
 
 // IsRPM tells whether a request is an RPM build.
@@ -208,6 +210,11 @@ func (b *Builder) executeRPM(ctx context.Context, e *entry, info ConfigInfo, ext
 	j.cache = &builddeps.Cache{Dir: filepath.Join(b.opts.StateDir, "builddeps", req.Config), Root: req.Config,
 		Policy: builddeps.Policy{Max: rc.Builddeps.Max, PoolPercent: rc.Builddeps.PoolPercent},
 		Vols:   m, Log: func(f string, a ...any) { logs.Info(f, a...) }}
+	if req.InPlace {
+		// A root in use since its clone is no longer what a builddep
+		// snapshot's key says: install into it, snapshot nothing.
+		j.cache.Policy.Max = 0
+	}
 	defer os.RemoveAll(b.rpmWorkDir(e.b.ID))
 	code, err := j.run(resultDir)
 	j.rec.BuilddepHit = j.rec.PackageManagerRuns == 0
@@ -252,7 +259,10 @@ func (j *rpmJob) run(resultDir string) (int, error) {
 	srpm := ""
 	if req.Spec != "" {
 		s, code, err := j.buildSRPM(resultDir)
-		if err != nil || code != 0 {
+		if err != nil || code != 0 || req.SRPMOnly {
+			if err == nil && code == 0 {
+				j.rec.Results = []string{filepath.Base(s)}
+			}
 			return code, err
 		}
 		srpm = s
@@ -528,14 +538,14 @@ func (j *rpmJob) startRounds() error {
 	pmID := *j.rc.PM
 	pmID.CacheDir = ""
 	j.cfgHash = builddeps.ConfigHash(j.root, pmID)
+	if !j.cache.Enabled() {
+		return nil
+	}
 	_, cs := j.b.opts.Manager.State().Config(j.root)
 	if cs == nil || cs.Snapshot(j.cur) == nil {
 		return fmt.Errorf("snapshot %s of %s is gone", j.cur, j.root)
 	}
 	j.state = builddeps.BaseSnapshot(j.cur, cs.Snapshot(j.cur).Created)
-	if !j.cache.Enabled() {
-		return nil
-	}
 	sums, err := j.rc.PM.RepoChecksums(j.ctx, j.dir, j.pmOptions())
 	if err != nil {
 		return err

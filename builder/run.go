@@ -93,7 +93,12 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		}
 	}
 	defer unhold()
-	w, err := m.CreateWorkdir(ctx, req.Config, b.snapshotFor(req), ext)
+	var w *lvm.WorkdirState
+	if req.InPlace {
+		w, err = existingWorkdir(m, req.Config, ext)
+	} else {
+		w, err = m.CreateWorkdir(ctx, req.Config, b.snapshotFor(req), ext)
+	}
 	if err != nil {
 		fail(StateError, fmt.Errorf("create workdir: %w", err))
 		return
@@ -123,7 +128,11 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		return
 	}
 	resultDir := filepath.Join(cfg.WorkdirDir(ext), "result")
-	if err := prepareResults(resultDir, e.b.BuildUID, e.b.BuildGID); err != nil {
+	prepare := prepareResults
+	if req.ResultDir != "" {
+		resultDir, prepare = req.ResultDir, keepResults
+	}
+	if err := prepare(resultDir, e.b.BuildUID, e.b.BuildGID); err != nil {
 		removeWorkdir()
 		fail(StateError, fmt.Errorf("result directory: %w", err))
 		return
@@ -263,6 +272,28 @@ func prepareResults(dir string, uid, gid int) error {
 		return err
 	}
 	return os.Chown(dir, uid, gid)
+}
+
+// keepResults makes a result directory given by the caller, as mock
+// does, keeping what is in it (mock appends to its logs).
+func keepResults(dir string, uid, gid int) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.Chown(dir, uid, gid)
+}
+
+// existingWorkdir is the mounted workdir of ext, for a build in place.
+func existingWorkdir(m Volumes, root, ext string) (*lvm.WorkdirState, error) {
+	if _, cs := m.State().Config(root); cs != nil {
+		if w := cs.Workdir(ext); w != nil && w.Mounted {
+			return w, nil
+		}
+	}
+	return nil, fmt.Errorf("no mounted workdir %s.%s to build in", root, ext)
 }
 
 // removeWithRetry removes a build's workdir. The sandbox's mount namespace
