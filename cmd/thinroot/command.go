@@ -49,7 +49,7 @@ func init() {
 		cmdInit, cmdSnapshot, cmdRollbackTo, cmdListSnapshots, cmdRemoveSnapshot, cmdScrub,
 		cmdShell, cmdChroot, cmdInstall,
 		cmdWorkdirCreate, cmdWorkdirRemove, cmdWorkdirList,
-		cmdBuild, cmdBuilds, cmdLogs, cmdWait, cmdCancel,
+		cmdBuild, cmdBuilds, cmdLogs, cmdWait, cmdCancel, cmdMock,
 		cmdServe, cmdMount,
 		cmdPoolCreate, cmdPoolList, cmdPoolStats, cmdPoolRemove,
 		cmdConfigList, cmdConfigShow,

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,7 +30,12 @@ func main() {
 	sandbox.Main()
 	fusesrv.WatchdogMain()
 	rpmroot.BootstrapMain()
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	args := os.Args[1:]
+	if filepath.Base(os.Args[0]) == "mock" {
+		// Installed as mock (a link or an alternative): mock's command line.
+		args = append([]string{"mock"}, args...)
+	}
+	os.Exit(run(args, os.Stdout, os.Stderr))
 }
 
 // signals records the first signal that stopped the command.
