@@ -55,7 +55,7 @@ func mockPrivilege() (mockCaller, error) {
 	}
 	if euid != 0 {
 		return c, &cliError{code: 2, msg: fmt.Sprintf("thinroot mock needs root's privilege and uid %d has none", ruid),
-			hint: "install thinroot set-uid root for the group " + mockGroup + " (make install-mock) and add the user to that group, or run it as root"}
+			hint: "install it set-uid root for the group " + mockGroup + " (install -o root -g " + mockGroup + " -m 4750 thinroot /usr/bin/mock) and add the user to that group, or run it as root"}
 	}
 	if ruid != 0 {
 		if c.gid < 0 {
