@@ -62,7 +62,7 @@ func mockPrivilege() (mockCaller, error) {
 			return c, &cliError{code: 1, msg: "there is no group " + mockGroup + " on this host",
 				hint: "create it (groupadd -r " + mockGroup + ") and add the build farm's user to it"}
 		}
-		if !inGroup(ruid, c.gid) {
+		if !inGroup(c.gid) {
 			return c, &cliError{code: 1, msg: fmt.Sprintf("uid %d is not a member of the group %s", ruid, mockGroup),
 				hint: "add the user to it (usermod -aG " + mockGroup + " USER) and log in again; members may run thinroot mock"}
 		}
@@ -84,21 +84,15 @@ func mockPrivilege() (mockCaller, error) {
 	return c, nil
 }
 
-// inGroup tells whether the real user is in group gid: as its real or
-// supplementary group, or listed as a member in the group database.
-func inGroup(uid, gid int) bool {
+// inGroup tells whether the calling process has gid as its real or a
+// supplementary group: what its login (or kojid's setgroups) gave it,
+// not what the group database says today.
+func inGroup(gid int) bool {
 	if os.Getgid() == gid {
 		return true
 	}
-	if gs, err := os.Getgroups(); err == nil && slices.Contains(gs, gid) {
-		return true
-	}
-	u, err := user.LookupId(strconv.Itoa(uid))
-	if err != nil {
-		return false
-	}
-	ids, _ := u.GroupIds()
-	return slices.Contains(ids, strconv.Itoa(gid))
+	gs, err := os.Getgroups()
+	return err == nil && slices.Contains(gs, gid)
 }
 
 // becomeRoot sets every uid and gid to root's (on every thread), so that

@@ -290,3 +290,256 @@ func TestMockKojiBuildArch(t *testing.T) {
 	warm := m.buildArch(name, srpm)
 	t.Logf("TIME kojid buildArch (A, B, G) on thinroot, warm config: %v", warm.Round(10*time.Millisecond))
 }
+
+// A replay of kojid's buildSRPMFromSCM task (A, B, C, D) as an
+// unprivileged member of the group mock: the checkout lies in the
+// root's chroot_tmpdir, owned by the farm's user; the source command
+// runs there with --unpriv --cwd; the SRPM is built from the spec and
+// sources inside the root.
+func TestMockKojiSRPMFromSCM(t *testing.T) {
+	m := newMockEnv(t)
+	const name = "td1-build-123457-7890"
+	m.kojiConfig(name, "buildsys-build")
+	r := "koji/" + name
+	if out, code := m.run("-r", r, "--init"); code != 0 {
+		t.Fatalf("A --init: exit %d\n%s", code, out)
+	}
+	if out, code := m.run("-r", r, "--chroot", "uname -r"); code != 0 {
+		t.Fatalf("B: exit %d\n%s", code, out)
+	}
+	root := filepath.Join(m.mck, name, "root")
+	// kojid checks out into chroot_tmpdir/scmroot and chowns it to its
+	// user and the group mock.
+	co := filepath.Join(root, "chroot_tmpdir", "scmroot", "thinroot-test-tiny")
+	if err := os.MkdirAll(co, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	recipe := filepath.Join(lvmtest.RepoRoot(t), "testdata", "rpmdist", "srpms")
+	for src, dst := range map[string]string{"thinroot-test-tiny.spec": "thinroot-test-tiny.spec", "thinroot-test-tiny.sh": "thinroot-test-tiny.sh.in"} {
+		data, err := os.ReadFile(filepath.Join(recipe, src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(co, dst), data, 0o644)
+	}
+	for _, p := range []string{filepath.Join(root, "chroot_tmpdir"), filepath.Dir(co), co,
+		filepath.Join(co, "thinroot-test-tiny.spec"), filepath.Join(co, "thinroot-test-tiny.sh.in")} {
+		os.Chown(p, m.uid, m.gid)
+	}
+	// C: the SCM's source command, several words, no "--".
+	chrootCo := "/chroot_tmpdir/scmroot/thinroot-test-tiny"
+	if out, code := m.run("-r", r, "--no-clean", "--unpriv", "--cwd", chrootCo, "--chroot", "cp", "thinroot-test-tiny.sh.in", "thinroot-test-tiny.sh"); code != 0 {
+		t.Fatalf("C source command: exit %d\n%s", code, out)
+	}
+	fi, err := os.Stat(filepath.Join(co, "thinroot-test-tiny.sh"))
+	if err != nil {
+		t.Fatalf("the source command did not run in --cwd: %v", err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != m.uid || int(st.Gid) != m.gid {
+		t.Errorf("--unpriv wrote as %d:%d, want the caller's %d:%d", st.Uid, st.Gid, m.uid, m.gid)
+	}
+	// D: the SRPM from the spec and sources, host paths inside the root.
+	if out, code := m.run("-r", r, "--no-clean", "--buildsrpm", "--spec", filepath.Join(co, "thinroot-test-tiny.spec"),
+		"--sources", co, "--target", "noarch"); code != 0 {
+		t.Fatalf("D --buildsrpm: exit %d\n%s", code, out)
+	}
+	result := filepath.Join(m.mck, name, "result")
+	srpms := globN(t, filepath.Join(result, "*.src.rpm"))
+	if len(srpms) != 1 {
+		t.Fatalf("result has %d SRPMs, want exactly one: %v", len(srpms), srpms)
+	}
+	if got := rpmQuery(t, srpms[0], "%{NAME}-%{VERSION}-%{RELEASE}.src.rpm|%{PACKAGER}|%{VENDOR}|%{DISTRIBUTION}"); got != filepath.Base(srpms[0])+"|Koji|Koji Vendor|Koji Testing" {
+		t.Errorf("the SRPM's file name|packager|vendor|distribution: %q", got)
+	}
+	if rpms := globN(t, filepath.Join(result, "*.noarch.rpm")); len(rpms) != 0 {
+		t.Errorf("--buildsrpm built binary RPMs: %v", rpms)
+	}
+	noMountsUnder(t, root)
+}
+
+// A replay of copr-rpmbuild's RPM build: one call with --spec --sources
+// --resultdir --uniqueext -r child.cfg (a config in Copr's form that
+// includes a shipped-style config), then its clean-up call.
+func TestMockCoprBuild(t *testing.T) {
+	m := newMockEnv(t)
+	// The shipped config, as mock-core-configs has them: a template
+	// included by a chroot config.
+	os.MkdirAll(filepath.Join(m.configs, "templates"), 0o755)
+	tpl := `config_opts['chroot_setup_cmd'] = 'install @buildsys-build'
+config_opts['dist'] = 'td{{ releasever }}'
+config_opts['package_manager'] = 'dnf'
+config_opts['use_bootstrap'] = False
+config_opts['macros']['%dist'] = '.{{ dist }}'
+config_opts['dnf.conf'] = """
+` + strings.TrimSpace(rpmdist.DNFConf(m.d.URL)) + `
+"""
+`
+	os.WriteFile(filepath.Join(m.configs, "templates", "testdist.tpl"), []byte(tpl), 0o644)
+	os.WriteFile(filepath.Join(m.configs, "testdist-1-x86_64.cfg"), []byte(`config_opts['releasever'] = '1'
+config_opts['target_arch'] = 'x86_64'
+config_opts['legal_host_arches'] = ('x86_64',)
+config_opts['root'] = 'testdist-1-x86_64'
+include('templates/testdist.tpl')
+`), 0o644)
+	m.cleanups = append(m.cleanups, []string{"scrub", "testdist-1-x86_64"})
+	// copr-rpmbuild's result directory: configs/child.cfg from mock.cfg.j2.
+	results := filepath.Join(m.work, "results")
+	os.MkdirAll(filepath.Join(results, "configs"), 0o755)
+	child := filepath.Join(results, "configs", "child.cfg")
+	os.WriteFile(child, []byte(`include('/etc/mock/testdist-1-x86_64.cfg')
+config_opts.setdefault('plugin_conf', {})
+config_opts['plugin_conf'].setdefault('tmpfs_opts', {})
+config_opts['plugin_conf']['tmpfs_opts']['keep_mounted'] = True
+config_opts['rpmbuild_networking'] = False
+config_opts['use_host_resolv'] = False
+config_opts['macros']['%copr_username'] = 'someone'
+config_opts['macros']['%copr_projectname'] = 'tiny'
+config_opts['macros']['%vendor'] = 'Copr - user someone'
+config_opts['macros']['%buildtag'] = '.copr123'
+config_opts['use_bootstrap'] = False
+config_opts['use_bootstrap_image'] = False
+config_opts["dnf.conf"] += """
+[copr_base]
+name='Copr repository'
+baseurl=`+m.d.URL+`
+gpgcheck=0
+enabled=1
+skip_if_unavailable=0
+metadata_expire=0
+cost=1
+best=1
+"""
+`), 0o644)
+	// The include names /etc/mock; point it at the test's config dir.
+	data, _ := os.ReadFile(child)
+	os.WriteFile(child, []byte(strings.Replace(string(data), "/etc/mock/", m.configs+"/", 1)), 0o644)
+	// The clone: the spec and its source, as dist-git-client leaves them.
+	clone := filepath.Join(m.work, "workdir-x", "thinroot-test-tiny")
+	os.MkdirAll(clone, 0o755)
+	recipe := filepath.Join(lvmtest.RepoRoot(t), "testdata", "rpmdist", "srpms")
+	for _, f := range []string{"thinroot-test-tiny.spec", "thinroot-test-tiny.sh"} {
+		data, _ := os.ReadFile(filepath.Join(recipe, f))
+		os.WriteFile(filepath.Join(clone, f), data, 0o644)
+	}
+	for _, p := range []string{results, filepath.Join(results, "configs"), child, filepath.Dir(clone), clone} {
+		os.Chown(p, m.uid, m.gid)
+	}
+	ext := "1733112345.123456"
+	start := time.Now()
+	out, code := m.run("--spec", filepath.Join(clone, "thinroot-test-tiny.spec"), "--sources", clone,
+		"--resultdir", results, "--uniqueext", ext, "-r", child, "--with", "tests", "--without", "docs")
+	if code != 0 {
+		t.Fatalf("copr's build: exit %d\n%s", code, out)
+	}
+	t.Logf("TIME copr-rpmbuild's mock call (--spec --sources, cold config): %v", time.Since(start).Round(10*time.Millisecond))
+	srpms := globN(t, filepath.Join(results, "*.src.rpm"))
+	rpms := globN(t, filepath.Join(results, "*.noarch.rpm"))
+	if len(srpms) != 1 || len(rpms) != 1 {
+		t.Fatalf("results: SRPMs %v, RPMs %v\n%s", srpms, rpms, out)
+	}
+	if got := rpmQuery(t, rpms[0], "%{VENDOR}|%{RELEASE}"); got != "Copr - user someone|1.td1" {
+		t.Errorf("vendor|release of the RPM: %q", got)
+	}
+	for _, l := range []string{"build.log", "root.log", "state.log", "hw_info.log", "installed_pkgs.log", "configs/child.cfg"} {
+		if _, err := os.Stat(filepath.Join(results, l)); err != nil {
+			t.Errorf("result directory: %v", err)
+		}
+	}
+	// The root went after the build (the result directory is outside it).
+	wdir := filepath.Join(m.mck, "testdist-1-x86_64-1733112345_123456")
+	if _, err := os.Stat(filepath.Join(wdir, "root")); err == nil {
+		t.Errorf("the root %s stayed after a build whose results are outside it", wdir)
+	}
+	// copr's clean-up call.
+	if out, code := m.run("-r", child, "--uniqueext", ext, "--scrub", "bootstrap", "--scrub", "chroot", "--scrub", "root-cache", "--quiet"); code != 0 || strings.TrimSpace(out) != "" {
+		t.Fatalf("copr's clean-up: exit %d, output %q", code, out)
+	}
+	if _, err := os.Stat(wdir); err == nil {
+		t.Errorf("%s stayed after --scrub chroot", wdir)
+	}
+	// A second build of the config clones the same postinit and builddep
+	// snapshot: no bootstrap, no package manager.
+	start = time.Now()
+	out, code = m.run("--spec", filepath.Join(clone, "thinroot-test-tiny.spec"), "--sources", clone,
+		"--resultdir", results, "--uniqueext", "1733112399.1", "-r", child)
+	if code != 0 {
+		t.Fatalf("second build: exit %d\n%s", code, out)
+	}
+	t.Logf("TIME copr-rpmbuild's mock call, warm config: %v", time.Since(start).Round(10*time.Millisecond))
+	if !strings.Contains(out, "hit") {
+		t.Errorf("the second build did not clone a builddep snapshot:\n%s", out)
+	}
+}
+
+// Exit statuses as kojid and copr see them.
+func TestMockExitCodes(t *testing.T) {
+	m := newMockEnv(t)
+	const name = "td1-build-123458-7890"
+	m.kojiConfig(name, "buildsys-build")
+	r := "koji/" + name
+	m.must("-r", r, "--init")
+	task := filepath.Join(m.work, "task")
+	os.MkdirAll(task, 0o755)
+	// A failing rpmbuild: rpmbuild's status, 1.
+	fail := filepath.Join(task, filepath.Base(m.d.SRPM(rpmdist.SRPMFail)))
+	data, _ := os.ReadFile(m.d.SRPM(rpmdist.SRPMFail))
+	os.WriteFile(fail, data, 0o644)
+	if out, code := m.run("-r", r, "--no-clean", "--rebuild", fail); code != 1 {
+		t.Errorf("failing rpmbuild: exit %d, want 1\n%s", code, out)
+	}
+	build, _ := os.ReadFile(filepath.Join(m.mck, name, "result", "build.log"))
+	if !strings.Contains(string(build), rpmdist.FailMarker) {
+		t.Errorf("build.log lacks rpmbuild's failure")
+	}
+	// Unmet BuildRequires: the package manager's 30.
+	spec := filepath.Join(task, "unmet.spec")
+	os.WriteFile(spec, []byte(`Name: thinroot-test-unmet
+Version: 1
+Release: 1
+Summary: needs what nobody provides
+License: MIT
+BuildArch: noarch
+BuildRequires: thinroot-no-such-package
+%description
+x
+%files
+`), 0o644)
+	if out, code := m.run("-r", r, "--no-clean", "--spec", spec); code != 30 || !strings.Contains(out, "thinroot-no-such-package") {
+		t.Errorf("unmet BuildRequires: exit %d, want 30\n%s", code, out)
+	}
+	// --chroot passes the command's status on.
+	if out, code := m.run("-r", r, "--chroot", "exit 42"); code != 42 {
+		t.Errorf("--chroot 'exit 42': exit %d\n%s", code, out)
+	}
+	if out, code := m.run("-r", r, "--chroot", "--", "/bin/sh", "-c", "kill -TERM $$"); code != 143 {
+		t.Errorf("--chroot killed by SIGTERM: exit %d, want 143\n%s", code, out)
+	}
+	// A bad config: 3.
+	os.WriteFile(filepath.Join(m.configs, "broken.cfg"), []byte("config_opts['root'] = 'broken'\nconfig_opts['x'] = (\n"), 0o644)
+	if out, code := m.run("-r", "broken", "--init"); code != 3 {
+		t.Errorf("a config that does not load: exit %d, want 3\n%s", code, out)
+	}
+	if out, code := m.run("-r", "no-such-config", "--init"); code != 3 {
+		t.Errorf("a missing config: exit %d, want 3\n%s", code, out)
+	}
+	// Bad command lines: the parser's 2, BadCmdline's 5, mode arguments' 50.
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"-r", r, "--scrub", "everything"}, 2},
+		{[]string{"-r", r, "--resultdir"}, 2},
+		{[]string{"-r", r, "--rebuild", fail, fail}, 5},
+		{[]string{"-r", r, "--chroot"}, 50},
+	} {
+		if out, code := m.run(tc.args...); code != tc.code {
+			t.Errorf("mock %q: exit %d, want %d\n%s", tc.args, code, tc.code, out)
+		}
+	}
+	// Somebody outside the group mock is refused.
+	cmd := m.mockCmd("-r", r, "--chroot", "true")
+	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(m.uid), Gid: 65534, Groups: []uint32{65534}}
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "not a member of the group mock") {
+		t.Errorf("a caller outside the group mock: %v\n%s", err, out)
+	}
+}
