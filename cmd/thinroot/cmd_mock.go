@@ -193,6 +193,12 @@ func (r *mockRun) lock(ctx context.Context) (*lock.Held, error) {
 
 // openLogs opens mock's logs in the result directory, appended to.
 func (r *mockRun) openLogs() (*rpmroot.Logs, error) {
+	if _, err := os.Stat(r.result); err != nil {
+		// mock makes the result directory as the build user.
+		if err := os.MkdirAll(r.result, 0o755); err == nil {
+			os.Chown(r.result, r.uid, r.gid)
+		}
+	}
 	logs, err := rpmroot.OpenLogs(r.result, r.uid, r.gid, r.rc.Version, r.out)
 	if err != nil {
 		return nil, &cliError{code: 70, msg: fmt.Sprintf("result directory %s: %v", r.result, err), err: err,
@@ -566,12 +572,6 @@ func (r *mockRun) build(ctx context.Context) error {
 			q := base
 			q.SRPM = absFrom(cwd, s)
 			reqs = append(reqs, q)
-		}
-	}
-	if err := os.MkdirAll(r.result, 0o755); err == nil && !strings.HasPrefix(r.result, r.wdir+"/") {
-		// mock makes a given result directory as the build user.
-		if fi, err := os.Stat(r.result); err == nil && fi.Sys().(*syscall.Stat_t).Uid == 0 && r.caller.uid != 0 {
-			os.Chown(r.result, r.uid, r.gid)
 		}
 	}
 	var failed error

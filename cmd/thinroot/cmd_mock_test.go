@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/mount"
+	"github.com/thinroot/thinroot/internal/procs"
 	"github.com/thinroot/thinroot/internal/rpmdist"
 	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
@@ -541,5 +543,93 @@ x
 	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(m.uid), Gid: 65534, Groups: []uint32{65534}}
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "not a member of the group mock") {
 		t.Errorf("a caller outside the group mock: %v\n%s", err, out)
+	}
+}
+
+// SIGINT, SIGTERM and SIGHUP during a build (as kojid's cancel, copr's
+// timeout and a pty's hang-up send them) stop it with mock's status and
+// leave no process in the root and nothing mounted under it; the root
+// itself stays for the farm's next call.
+func TestMockSignals(t *testing.T) {
+	m := newMockEnv(t)
+	const name = "td1-build-123459-7890"
+	m.kojiConfig(name, "buildsys-build")
+	r := "koji/" + name
+	m.must("-r", r, "--init")
+	// A build that sleeps in %build, its sleep and a child of it in the
+	// root when the signal comes.
+	// The sleeps' command lines carry a mark: a number of seconds no
+	// other process sleeps.
+	mark := fmt.Sprintf("9%08d", time.Now().UnixNano()%100000000)
+	spec := filepath.Join(m.work, "thinroot-test-sleep.spec")
+	os.WriteFile(spec, []byte(`Name: thinroot-test-sleep
+Version: 1
+Release: 1
+Summary: sleeps in %%build
+License: MIT
+BuildArch: noarch
+%description
+x
+%build
+sleep `+mark+`1 &
+sleep `+mark+`2
+%files
+`), 0o644)
+	root := filepath.Join(m.mck, name, "root")
+	state := filepath.Join(m.mck, name, "result", "state.log")
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, 7}, {syscall.SIGTERM, 143}, {syscall.SIGHUP, 129}} {
+		before, _ := os.ReadFile(state)
+		cmd := m.mockCmd("-r", r, "--no-clean", "--spec", spec)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		var err error
+		ended := false
+		limit := time.Now().Add(40 * time.Second)
+		testguard.WaitFor(t, 120*time.Second, "rpmbuild to start", func() bool {
+			if time.Now().After(limit) {
+				now, rerr := os.ReadFile(state)
+				ls, _ := exec.Command("ls", "-la", filepath.Dir(state)).CombinedOutput()
+				t.Fatalf("rpmbuild did not start within 40s; marked processes: %v; state.log (%v):\n%s\n%s", procs.Marked(mark), rerr, now, ls)
+			}
+			select {
+			case err = <-done:
+				ended = true
+				return true
+			default:
+			}
+			now, _ := os.ReadFile(state)
+			return len(now) > len(before) && strings.Contains(string(now[len(before):]), "Start: rpmbuild thinroot-test-sleep") &&
+				len(procs.Marked(mark)) == 2
+		})
+		if ended {
+			t.Fatalf("mock ended before rpmbuild started: %v\n%s", err, out.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+		cmd.Process.Signal(tc.sig)
+		testguard.Call(t, "mock after "+tc.sig.String(), func() error { err = <-done; return nil })
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d\n%s", tc.sig, code, tc.code, out.String())
+		}
+		testguard.WaitFor(t, 10*time.Second, "no process of the build left", func() bool { return len(procs.Marked(mark)) == 0 })
+		noMountsUnder(t, root)
+		if ok, _ := mount.IsMountpoint(root); !ok {
+			t.Errorf("after %v the root is no longer mounted at %s", tc.sig, root)
+		}
+	}
+	// The root serves the next call.
+	if out, code := m.run("-r", r, "--chroot", "test -d /builddir && echo again"); code != 0 || !strings.Contains(out, "again") {
+		t.Fatalf("chroot after the signals: %d %s", code, out)
 	}
 }
