@@ -364,68 +364,7 @@ func TestMockKojiSRPMFromSCM(t *testing.T) {
 // includes a shipped-style config), then its clean-up call.
 func TestMockCoprBuild(t *testing.T) {
 	m := newMockEnv(t)
-	// The shipped config, as mock-core-configs has them: a template
-	// included by a chroot config.
-	os.MkdirAll(filepath.Join(m.configs, "templates"), 0o755)
-	tpl := `config_opts['chroot_setup_cmd'] = 'install @buildsys-build'
-config_opts['dist'] = 'td{{ releasever }}'
-config_opts['package_manager'] = 'dnf'
-config_opts['use_bootstrap'] = False
-config_opts['macros']['%dist'] = '.{{ dist }}'
-config_opts['dnf.conf'] = """
-` + strings.TrimSpace(rpmdist.DNFConf(m.d.URL)) + `
-"""
-`
-	os.WriteFile(filepath.Join(m.configs, "templates", "testdist.tpl"), []byte(tpl), 0o644)
-	os.WriteFile(filepath.Join(m.configs, "testdist-1-x86_64.cfg"), []byte(`config_opts['releasever'] = '1'
-config_opts['target_arch'] = 'x86_64'
-config_opts['legal_host_arches'] = ('x86_64',)
-config_opts['root'] = 'testdist-1-x86_64'
-include('templates/testdist.tpl')
-`), 0o644)
-	m.cleanups = append(m.cleanups, []string{"scrub", "testdist-1-x86_64"})
-	// copr-rpmbuild's result directory: configs/child.cfg from mock.cfg.j2.
-	results := filepath.Join(m.work, "results")
-	os.MkdirAll(filepath.Join(results, "configs"), 0o755)
-	child := filepath.Join(results, "configs", "child.cfg")
-	os.WriteFile(child, []byte(`include('/etc/mock/testdist-1-x86_64.cfg')
-config_opts.setdefault('plugin_conf', {})
-config_opts['plugin_conf'].setdefault('tmpfs_opts', {})
-config_opts['plugin_conf']['tmpfs_opts']['keep_mounted'] = True
-config_opts['rpmbuild_networking'] = False
-config_opts['use_host_resolv'] = False
-config_opts['macros']['%copr_username'] = 'someone'
-config_opts['macros']['%copr_projectname'] = 'tiny'
-config_opts['macros']['%vendor'] = 'Copr - user someone'
-config_opts['macros']['%buildtag'] = '.copr123'
-config_opts['use_bootstrap'] = False
-config_opts['use_bootstrap_image'] = False
-config_opts["dnf.conf"] += """
-[copr_base]
-name='Copr repository'
-baseurl=`+m.d.URL+`
-gpgcheck=0
-enabled=1
-skip_if_unavailable=0
-metadata_expire=0
-cost=1
-best=1
-"""
-`), 0o644)
-	// The include names /etc/mock; point it at the test's config dir.
-	data, _ := os.ReadFile(child)
-	os.WriteFile(child, []byte(strings.Replace(string(data), "/etc/mock/", m.configs+"/", 1)), 0o644)
-	// The clone: the spec and its source, as dist-git-client leaves them.
-	clone := filepath.Join(m.work, "workdir-x", "thinroot-test-tiny")
-	os.MkdirAll(clone, 0o755)
-	recipe := filepath.Join(lvmtest.RepoRoot(t), "testdata", "rpmdist", "srpms")
-	for _, f := range []string{"thinroot-test-tiny.spec", "thinroot-test-tiny.sh"} {
-		data, _ := os.ReadFile(filepath.Join(recipe, f))
-		os.WriteFile(filepath.Join(clone, f), data, 0o644)
-	}
-	for _, p := range []string{results, filepath.Join(results, "configs"), child, filepath.Dir(clone), clone} {
-		os.Chown(p, m.uid, m.gid)
-	}
+	child, clone, results := m.coprSetup()
 	ext := "1733112345.123456"
 	start := time.Now()
 	out, code := m.run("--spec", filepath.Join(clone, "thinroot-test-tiny.spec"), "--sources", clone,
@@ -471,6 +410,78 @@ best=1
 	if !strings.Contains(out, "hit") {
 		t.Errorf("the second build did not clone a builddep snapshot:\n%s", out)
 	}
+}
+
+// coprSetup writes a shipped-style config (a chroot config including a
+// template) and copr-rpmbuild's child.cfg including it, in its result
+// directory, and a clone with a spec and its source; it returns the
+// child config, the clone and the result directory.
+func (m *mockEnv) coprSetup() (child, clone, results string) {
+	t := m.t
+	t.Helper()
+	// The shipped config, as mock-core-configs has them: a template
+	// included by a chroot config.
+	os.MkdirAll(filepath.Join(m.configs, "templates"), 0o755)
+	tpl := `config_opts['chroot_setup_cmd'] = 'install @buildsys-build'
+config_opts['dist'] = 'td{{ releasever }}'
+config_opts['package_manager'] = 'dnf'
+config_opts['use_bootstrap'] = False
+config_opts['macros']['%dist'] = '.{{ dist }}'
+config_opts['dnf.conf'] = """
+` + strings.TrimSpace(rpmdist.DNFConf(m.d.URL)) + `
+"""
+`
+	os.WriteFile(filepath.Join(m.configs, "templates", "testdist.tpl"), []byte(tpl), 0o644)
+	os.WriteFile(filepath.Join(m.configs, "testdist-1-x86_64.cfg"), []byte(`config_opts['releasever'] = '1'
+config_opts['target_arch'] = 'x86_64'
+config_opts['legal_host_arches'] = ('x86_64',)
+config_opts['root'] = 'testdist-1-x86_64'
+include('templates/testdist.tpl')
+`), 0o644)
+	m.cleanups = append(m.cleanups, []string{"scrub", "testdist-1-x86_64"})
+	// copr-rpmbuild's result directory: configs/child.cfg from mock.cfg.j2.
+	results = filepath.Join(m.work, "results")
+	os.MkdirAll(filepath.Join(results, "configs"), 0o755)
+	child = filepath.Join(results, "configs", "child.cfg")
+	os.WriteFile(child, []byte(`include('/etc/mock/testdist-1-x86_64.cfg')
+config_opts.setdefault('plugin_conf', {})
+config_opts['plugin_conf'].setdefault('tmpfs_opts', {})
+config_opts['plugin_conf']['tmpfs_opts']['keep_mounted'] = True
+config_opts['rpmbuild_networking'] = False
+config_opts['use_host_resolv'] = False
+config_opts['macros']['%copr_username'] = 'someone'
+config_opts['macros']['%copr_projectname'] = 'tiny'
+config_opts['macros']['%vendor'] = 'Copr - user someone'
+config_opts['macros']['%buildtag'] = '.copr123'
+config_opts['use_bootstrap'] = False
+config_opts['use_bootstrap_image'] = False
+config_opts["dnf.conf"] += """
+[copr_base]
+name='Copr repository'
+baseurl=`+m.d.URL+`
+gpgcheck=0
+enabled=1
+skip_if_unavailable=0
+metadata_expire=0
+cost=1
+best=1
+"""
+`), 0o644)
+	// The include names /etc/mock; point it at the test's config dir.
+	data, _ := os.ReadFile(child)
+	os.WriteFile(child, []byte(strings.Replace(string(data), "/etc/mock/", m.configs+"/", 1)), 0o644)
+	// The clone: the spec and its source, as dist-git-client leaves them.
+	clone = filepath.Join(m.work, "workdir-x", "thinroot-test-tiny")
+	os.MkdirAll(clone, 0o755)
+	recipe := filepath.Join(lvmtest.RepoRoot(t), "testdata", "rpmdist", "srpms")
+	for _, f := range []string{"thinroot-test-tiny.spec", "thinroot-test-tiny.sh"} {
+		data, _ := os.ReadFile(filepath.Join(recipe, f))
+		os.WriteFile(filepath.Join(clone, f), data, 0o644)
+	}
+	for _, p := range []string{results, filepath.Join(results, "configs"), child, filepath.Dir(clone), clone} {
+		os.Chown(p, m.uid, m.gid)
+	}
+	return child, clone, results
 }
 
 // Exit statuses as kojid and copr see them.
@@ -631,5 +642,55 @@ sleep `+mark+`2
 	// The root serves the next call.
 	if out, code := m.run("-r", r, "--chroot", "test -d /builddir && echo again"); code != 0 || !strings.Contains(out, "again") {
 		t.Fatalf("chroot after the signals: %d %s", code, out)
+	}
+}
+
+// Ten roots of one config built at once, as copr's unique-exts give
+// them (kojid runs up to ten tasks at once): one bootstrap, one install
+// of the BuildRequires into a builddep snapshot, every build succeeds.
+func TestMockTenRoots(t *testing.T) {
+	m := newMockEnv(t)
+	child, clone, results := m.coprSetup()
+	const n = 10
+	type res struct {
+		out  string
+		code int
+	}
+	done := make(chan res, n)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		rd := filepath.Join(results, fmt.Sprintf("r%d", i))
+		os.MkdirAll(rd, 0o755)
+		os.Chown(rd, m.uid, m.gid)
+		go func() {
+			out, code := m.run("--spec", filepath.Join(clone, "thinroot-test-tiny.spec"), "--sources", clone,
+				"--resultdir", rd, "--uniqueext", fmt.Sprintf("ten%d", i), "-r", child)
+			done <- res{out, code}
+		}()
+	}
+	boots := 0
+	for i := 0; i < n; i++ {
+		var r res
+		testguard.Call(t, "ten builds", func() error { r = <-done; return nil })
+		if r.code != 0 {
+			t.Errorf("a build failed: exit %d\n%s", r.code, r.out)
+		}
+		if strings.Contains(r.out, "[thinroot] bootstrapping testdist-1-x86_64") {
+			boots++
+		}
+	}
+	t.Logf("TIME ten roots of one config built at once: %v", time.Since(start).Round(10*time.Millisecond))
+	if boots != 1 {
+		t.Errorf("%d builds bootstrapped the config, want one", boots)
+	}
+	for i := 0; i < n; i++ {
+		if rpms := globN(t, filepath.Join(results, fmt.Sprintf("r%d", i), "*.noarch.rpm")); len(rpms) != 1 {
+			t.Errorf("root %d: RPMs %v", i, rpms)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if _, err := os.Stat(filepath.Join(m.mck, fmt.Sprintf("testdist-1-x86_64-ten%d", i), "root")); err == nil {
+			t.Errorf("root %d stayed after its build", i)
+		}
 	}
 }
