@@ -50,10 +50,15 @@ type mockRun struct {
 	ext    string // the volume's unique-ext
 	wdir   string // <basedir>/<root>[-<ext>]
 	root   string // wdir/root
-	result string // the result directory
-	uid    int    // the build user
-	gid    int
-	out    io.Writer // mock's own output (nothing with -q)
+	// family is set for a root of a config family (family.go): the
+	// volume is the workdir ext of the family's config, mounted at
+	// volRoot and bound at root.
+	family  bool
+	volRoot string
+	result  string // the result directory
+	uid     int    // the build user
+	gid     int
+	out     io.Writer // mock's own output (nothing with -q)
 }
 
 func runMock(ctx context.Context, a *app, args []string) error {
@@ -147,6 +152,20 @@ func (r *mockRun) setup(ctx context.Context) error {
 	if err := lvm.ValidateExt(lc.vol.Root, r.ext); err != nil {
 		return &cliError{code: mockcli.ExitBadCmdline, msg: fmt.Sprintf("--uniqueext %s: %v", o.UniqueExt, err), err: err}
 	}
+	name := lc.vol.Root
+	if r.family = isFamilyName(o.Root); r.family {
+		// The root's volume is a workdir of the family's config, named
+		// after the root.
+		lc.vol.Root = familyRoot(o.Root, lc.vol, &rc)
+		r.lc.build.Root = lc.vol.Root
+		r.ext = strings.ReplaceAll(name, ".", "_")
+		if o.UniqueExt != "" {
+			r.ext += "-" + strings.ReplaceAll(o.UniqueExt, ".", "_")
+		}
+		if err := lvm.ValidateExt(lc.vol.Root, r.ext); err != nil {
+			return &cliError{code: exitConfig, msg: fmt.Sprintf("root %s: %v", name, err), err: err}
+		}
+	}
 	lc.vol.UniqueExt = r.ext
 	if r.m, err = a.manager(ctx, lc.vol); err != nil {
 		return err
@@ -155,6 +174,15 @@ func (r *mockRun) setup(ctx context.Context) error {
 		return err
 	}
 	r.wdir, r.root = r.c.WorkdirDir(r.ext), r.c.ChrootDir(r.ext)
+	r.volRoot = r.root
+	if r.family {
+		r.wdir = filepath.Join(r.c.Basedir, name)
+		if o.UniqueExt != "" {
+			r.wdir += "-" + o.UniqueExt
+		}
+		r.root = filepath.Join(r.wdir, "root")
+		r.sweepFamily(ctx)
+	}
 	r.result = filepath.Join(r.wdir, "result")
 	if o.ResultDir != "" {
 		r.result = absFrom(cwd, o.ResultDir)
@@ -218,6 +246,9 @@ func (r *mockRun) workdir(ctx context.Context) (bool, error) {
 	if ok, _ := mount.IsMountpoint(r.root); ok {
 		return true, nil
 	}
+	if r.family {
+		unbind(r.root)
+	}
 	if err := removeWorkdirRetry(ctx, r.m, r.c.Root, r.ext); err != nil {
 		return false, fmt.Errorf("remove the workdir %s.%s whose mount %s is gone: %w", r.c.Root, r.ext, r.root, err)
 	}
@@ -228,6 +259,9 @@ func (r *mockRun) workdir(ctx context.Context) (bool, error) {
 // <basedir>/<root> with what it holds (the default result directory
 // too), but the lock file.
 func (r *mockRun) removeRoot(ctx context.Context) error {
+	if r.family {
+		unbind(r.root)
+	}
 	if _, cs := r.m.State().Config(r.c.Root); cs != nil && cs.Workdir(r.ext) != nil {
 		if err := removeWorkdirRetry(ctx, r.m, r.c.Root, r.ext); err != nil {
 			return fmt.Errorf("remove the root %s: %w", r.root, err)
@@ -235,6 +269,9 @@ func (r *mockRun) removeRoot(ctx context.Context) error {
 	}
 	if ok, _ := mount.IsMountpoint(r.root); ok {
 		return &cliError{code: exitBusy, msg: r.root + " is still mounted", hint: "unmount it (umount " + r.root + ") and run again"}
+	}
+	if r.family {
+		os.RemoveAll(r.c.WorkdirDir(r.ext))
 	}
 	ents, _ := os.ReadDir(r.wdir)
 	for _, e := range ents {
@@ -288,6 +325,12 @@ func (r *mockRun) ensureRoot(ctx context.Context, logs *rpmroot.Logs) (bool, err
 		return false, fmt.Errorf("clone the root of %s: %w", r.c.Root, err)
 	}
 	logs.Info("root %s cloned from snapshot %s of %s", w.Mountpoint, w.Snapshot, r.c.Root)
+	if r.family {
+		if err := r.bind(); err != nil {
+			return true, err
+		}
+		logs.Info("root %s bound at %s", w.Mountpoint, r.root)
+	}
 	if changed, err := r.rc.EnsureUser(ctx, r.root, r.uid, r.gid, logs.Root()); err != nil {
 		return true, fmt.Errorf("build user: %w", err)
 	} else if changed {
@@ -545,7 +588,25 @@ func (r *mockRun) copy(ctx context.Context) error {
 func (r *mockRun) build(ctx context.Context) error {
 	o := r.o
 	inPlace := false
-	if o.NoClean {
+	if r.family {
+		// A family's root is bound where the farm looks for it: make it
+		// (cloned from the family's snapshot) and build in it.
+		if !o.NoClean {
+			if err := r.removeRoot(ctx); err != nil {
+				return err
+			}
+		}
+		logs, err := r.openLogs()
+		if err != nil {
+			return err
+		}
+		_, err = r.ensureRoot(ctx, logs)
+		logs.Close()
+		if err != nil {
+			return err
+		}
+		inPlace = true
+	} else if o.NoClean {
 		ok, err := r.workdir(ctx)
 		if err != nil {
 			return err

@@ -212,15 +212,16 @@ func globN(t *testing.T, pattern string) []string {
 
 // buildArch is kojid's buildArch task against buildroot name: A, B, G,
 // with the task's files between the calls and kojid's checks after.
-func (m *mockEnv) buildArch(name, srpm string) time.Duration {
+func (m *mockEnv) buildArch(name, srpm string) (time.Duration, string) {
 	t := m.t
 	t.Helper()
 	m.kojiConfig(name, "buildsys-build")
 	r := "koji/" + name
 	start := time.Now()
 	// A: --init, no --no-clean.
-	if out, code := m.run("-r", r, "--init"); code != 0 {
-		t.Fatalf("A --init: exit %d\n%s", code, out)
+	initOut, code := m.run("-r", r, "--init")
+	if code != 0 {
+		t.Fatalf("A --init: exit %d\n%s", code, initOut)
 	}
 	root := filepath.Join(m.mck, name, "root")
 	if list := rpmdbList(t, root); !strings.Contains(list, "rpm-build") && !strings.Contains(list, "rpm\n") {
@@ -274,7 +275,7 @@ func (m *mockEnv) buildArch(name, srpm string) time.Duration {
 		t.Errorf("the rpmdb after the build lacks the BuildRequires:\n%s", list)
 	}
 	noMountsUnder(t, root)
-	return took
+	return took, initOut
 }
 
 // A replay of kojid's buildArch task (A, B, G) as an unprivileged member
@@ -286,11 +287,36 @@ func TestMockKojiBuildArch(t *testing.T) {
 	os.MkdirAll(filepath.Dir(srpm), 0o755)
 	data, _ := os.ReadFile(m.d.SRPM(rpmdist.SRPMTiny))
 	os.WriteFile(srpm, data, 0o644)
+	// Each task has a buildroot (and a config) of its own; those of one
+	// tag and repository are one family, bootstrapped once.
 	const name = "td1-build-123456-7890"
-	cold := m.buildArch(name, srpm)
+	cold, out := m.buildArch(name, srpm)
 	t.Logf("TIME kojid buildArch (A, B, G) on thinroot, cold config: %v", cold.Round(10*time.Millisecond))
-	warm := m.buildArch(name, srpm)
-	t.Logf("TIME kojid buildArch (A, B, G) on thinroot, warm config: %v", warm.Round(10*time.Millisecond))
+	if !strings.Contains(out, "bootstrap of") {
+		t.Errorf("the first task did not bootstrap:\n%s", out)
+	}
+	warm, out := m.buildArch("td1-build-123460-7890", srpm)
+	t.Logf("TIME kojid buildArch (A, B, G) on thinroot, warm config (a new task of the same tag and repository): %v", warm.Round(10*time.Millisecond))
+	if strings.Contains(out, "bootstrap of") {
+		t.Errorf("the second task's buildroot bootstrapped again:\n%s", out)
+	}
+	// kojid's clean-up of the first buildroot: a lazy unmount of what is
+	// mounted under it, then rm -rf. The next call of the family removes
+	// the volume.
+	first := filepath.Join(m.mck, name)
+	if err := exec.Command("umount", "-l", filepath.Join(first, "root")).Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(first); err != nil {
+		t.Fatal(err)
+	}
+	out = m.must("-r", "koji/td1-build-123460-7890", "--chroot", "true")
+	if !strings.Contains(out, "its root "+filepath.Join(first, "root")+" is gone") {
+		t.Errorf("the first buildroot's volume was not removed after kojid removed it:\n%s", out)
+	}
+	// Warm again, in the same buildroot name: --init clones afresh.
+	again, _ := m.buildArch("td1-build-123460-7890", srpm)
+	t.Logf("TIME kojid buildArch again in the same buildroot name: %v", again.Round(10*time.Millisecond))
 }
 
 // A replay of kojid's buildSRPMFromSCM task (A, B, C, D) as an
