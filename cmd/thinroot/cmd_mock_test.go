@@ -720,3 +720,64 @@ func TestMockTenRoots(t *testing.T) {
 		}
 	}
 }
+
+// The other modes, on a config named by path (no family): --init,
+// --print-root-path, --install, --copyin, --copyout, --shell with its
+// standard input, bind mounts from --plugin-option, and --scrub.
+func TestMockModes(t *testing.T) {
+	m := newMockEnv(t)
+	child, _, _ := m.coprSetup()
+	r := child
+	m.must("-r", r, "--init", "--uniqueext", "modes")
+	root := strings.TrimSpace(m.must("-r", r, "--uniqueext", "modes", "--print-root-path"))
+	if want := filepath.Join(m.mck, "testdist-1-x86_64-modes", "root"); root != want {
+		t.Fatalf("--print-root-path: %q, want %q", root, want)
+	}
+	if ok, _ := mount.IsMountpoint(root); !ok {
+		t.Fatalf("the root %s is not mounted after --init", root)
+	}
+	if out, code := m.run("-r", r, "--uniqueext", "modes", "--install", "thinroot-test-dep"); code != 0 {
+		t.Fatalf("--install: exit %d\n%s", code, out)
+	}
+	if out, code := m.run("-r", r, "--uniqueext", "modes", "--install", "thinroot-no-such-package"); code != 30 {
+		t.Fatalf("--install of a missing package: exit %d, want 30\n%s", code, out)
+	}
+	in := filepath.Join(m.work, "payload")
+	os.WriteFile(in, []byte("payload\n"), 0o644)
+	m.must("-r", r, "--uniqueext", "modes", "--copyin", in, "/payload")
+	if out := m.must("-r", r, "--uniqueext", "modes", "--chroot", "cat /payload; thinroot-test-dep"); !strings.Contains(out, "payload") || !strings.Contains(out, "1.0-1") {
+		t.Fatalf("--copyin or --install did not reach the root:\n%s", out)
+	}
+	m.must("-r", r, "--uniqueext", "modes", "--unpriv", "--chroot", "echo made-inside > /builddir/out.txt")
+	outDir := filepath.Join(m.work, "copied")
+	os.MkdirAll(outDir, 0o755)
+	os.Chown(outDir, m.uid, m.gid)
+	m.must("-r", r, "--uniqueext", "modes", "--copyout", "/builddir/out.txt", outDir)
+	fi, err := os.Stat(filepath.Join(outDir, "out.txt"))
+	if err != nil {
+		t.Fatalf("--copyout: %v", err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != m.uid {
+		t.Errorf("--copyout wrote as uid %d, want the caller's %d", st.Uid, m.uid)
+	}
+	if _, err := os.Stat(filepath.Join(root, ".thinroot-copy")); err == nil {
+		t.Errorf("--copyin/--copyout left their mount point in the root")
+	}
+	// --shell reads standard input; bind mounts come from the plugin option.
+	bound := filepath.Join(m.work, "bound")
+	os.MkdirAll(bound, 0o755)
+	os.WriteFile(filepath.Join(bound, "host-file"), []byte("from-host\n"), 0o644)
+	sh := m.mockCmd("-r", r, "--uniqueext", "modes", `--plugin-option=bind_mount:dirs=(("`+bound+`", "/mnt/bound"),)`, "--shell")
+	sh.Stdin = strings.NewReader("cat /mnt/bound/host-file; echo cwd=$(pwd); exit 3\n")
+	var out []byte
+	testguard.Call(t, "mock --shell", func() error { out, err = sh.CombinedOutput(); return nil })
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || !strings.Contains(string(out), "from-host") || !strings.Contains(string(out), "cwd=/builddir") {
+		t.Fatalf("--shell: %v\n%s", err, out)
+	}
+	noMountsUnder(t, root)
+	// --scrub chroot removes the root and its directory.
+	m.must("-r", r, "--uniqueext", "modes", "--scrub", "chroot")
+	if _, err := os.Stat(filepath.Dir(root)); err == nil {
+		t.Errorf("%s stayed after --scrub chroot", filepath.Dir(root))
+	}
+}
