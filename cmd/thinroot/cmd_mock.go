@@ -16,6 +16,7 @@ import (
 	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/mockcfg"
 	"github.com/thinroot/thinroot/mockcli"
 	"github.com/thinroot/thinroot/pkgmgr"
 	"github.com/thinroot/thinroot/rpmroot"
@@ -58,7 +59,8 @@ type mockRun struct {
 	result  string // the result directory
 	uid     int    // the build user
 	gid     int
-	out     io.Writer // mock's own output (nothing with -q)
+	binds   [][2]string // the config's bind_mount plugin dirs (host, chroot)
+	out     io.Writer   // mock's own output (nothing with -q)
 }
 
 func runMock(ctx context.Context, a *app, args []string) error {
@@ -129,6 +131,9 @@ func (r *mockRun) setup(ctx context.Context) error {
 		return err
 	}
 	r.lc = lc
+	if cfg, err := a.loader().Load(o.ConfigName(cwd)); err == nil {
+		r.binds = configBinds(cfg)
+	}
 	if lc.build.RPM == nil {
 		return &cliError{code: exitConfig, msg: fmt.Sprintf("config %s has no package manager thinroot drives (dnf, dnf5 or yum)", lc.vol.Root),
 			hint: "thinroot mock builds RPMs; fix " + lc.file}
@@ -425,6 +430,10 @@ func (r *mockRun) sandboxSpec(argv []string) (sandbox.Spec, error) {
 		spec.Dir = r.o.Cwd
 	}
 	binds, err := r.o.BindMounts()
+	if len(r.o.PluginOptions) == 0 || len(binds) == 0 && err == nil {
+		// --plugin-option bind_mount:dirs=... replaces the config's.
+		binds = r.binds
+	}
 	if err != nil {
 		var me *mockcli.Error
 		if errors.As(err, &me) {
@@ -719,4 +728,37 @@ func (r *mockRun) runBuild(ctx context.Context, req builder.Request) error {
 		return &cliError{code: *final.ExitCode, msg: oneLine(msg), hint: "build.log and root.log in " + r.result + " say why"}
 	}
 	return &cliError{code: exitError, msg: fmt.Sprintf("build %s: %s", final.State, oneLine(final.Error)), hint: "root.log in " + r.result + " says more"}
+}
+
+// configBinds are the bind_mount plugin's dirs of a config, as (host,
+// chroot) pairs; none when the plugin is off. Koji appends to them (a
+// credentials directory, /dev for image tasks).
+func configBinds(cfg *mockcfg.Config) [][2]string {
+	if on, ok := cfg.Bool("plugin_conf", "bind_mount_enable"); ok && !on {
+		return nil
+	}
+	v, _ := cfg.Get("plugin_conf", "bind_mount_opts", "dirs")
+	var out [][2]string
+	for _, e := range seq(v) {
+		p := seq(e)
+		if len(p) != 2 {
+			continue
+		}
+		src, ok1 := p[0].(string)
+		dst, ok2 := p[1].(string)
+		if ok1 && ok2 {
+			out = append(out, [2]string{src, dst})
+		}
+	}
+	return out
+}
+
+func seq(v any) []any {
+	switch x := v.(type) {
+	case mockcfg.List:
+		return x
+	case mockcfg.Tuple:
+		return x
+	}
+	return nil
 }

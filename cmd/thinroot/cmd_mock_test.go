@@ -28,6 +28,7 @@ type mockEnv struct {
 	mockBin  string
 	uid, gid int // the farm's user and the mock group
 	work     string
+	creds    string // kojid's scm_credentials_dir, bound at /credentials
 }
 
 // The farm's user the tests run mock as.
@@ -80,6 +81,9 @@ func newMockEnv(t *testing.T) *mockEnv {
 	}
 	m.work = filepath.Join(e.dir, "work")
 	os.MkdirAll(m.work, 0o755)
+	m.creds = filepath.Join(e.dir, "credentials")
+	os.MkdirAll(m.creds, 0o755)
+	os.WriteFile(filepath.Join(m.creds, "token"), []byte("secret\n"), 0o644)
 	os.Chown(m.work, m.uid, m.gid)
 	e.configs = filepath.Join(e.dir, "configs")
 	os.MkdirAll(filepath.Join(e.configs, "koji"), 0o755)
@@ -162,7 +166,7 @@ config_opts['yum.conf'] = %[4]q
 config_opts['plugin_conf']['ccache_enable'] = False
 config_opts['plugin_conf']['root_cache_enable'] = False
 config_opts['plugin_conf']['yum_cache_enable'] = False
-config_opts['plugin_conf']['bind_mount_opts']['dirs'].append(('/dev', '/dev'))
+config_opts['plugin_conf']['bind_mount_opts']['dirs'].append((%[5]q, '/credentials'))
 
 config_opts['macros']['%%_host'] = 'x86_64-koji-linux-gnu'
 config_opts['macros']['%%_host_cpu'] = 'x86_64'
@@ -172,7 +176,7 @@ config_opts['macros']['%%dist'] = '.td1'
 config_opts['macros']['%%distribution'] = 'Koji Testing'
 config_opts['macros']['%%packager'] = 'Koji'
 config_opts['macros']['%%vendor'] = 'Koji Vendor'
-`, name, m.mck, group, repo+"\n")
+`, name, m.mck, group, repo+"\n", m.creds)
 	if err := os.WriteFile(filepath.Join(m.configs, "koji", name+".cfg"), []byte(cfg), 0o644); err != nil {
 		m.t.Fatal(err)
 	}
@@ -353,6 +357,10 @@ func TestMockKojiSRPMFromSCM(t *testing.T) {
 	for _, p := range []string{filepath.Join(root, "chroot_tmpdir"), filepath.Dir(co), co,
 		filepath.Join(co, "thinroot-test-tiny.spec"), filepath.Join(co, "thinroot-test-tiny.sh.in")} {
 		os.Chown(p, m.uid, m.gid)
+	}
+	// The config's bind mounts (kojid appends its credentials directory).
+	if out, code := m.run("-r", r, "--no-clean", "--chroot", "cat /credentials/token"); code != 0 || !strings.Contains(out, "secret") {
+		t.Fatalf("the config's bind mount: exit %d\n%s", code, out)
 	}
 	// C: the SCM's source command, several words, no "--".
 	chrootCo := "/chroot_tmpdir/scmroot/thinroot-test-tiny"
