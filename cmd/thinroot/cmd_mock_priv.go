@@ -28,7 +28,8 @@ import (
 // stdout to the command. README.md and thinroot(1) say the same.
 
 // mockGroup is the group whose members may run thinroot mock, as mock's.
-const mockGroup = "mock"
+// Only a test build changes it (cmd_mock_testgroup.go).
+var mockGroup = "mock"
 
 // mockKeepEnv is the caller's environment a set-uid run keeps (mock's
 // consolehelper list, plus the terminal's and thinroot's own settings).

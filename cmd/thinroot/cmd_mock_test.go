@@ -20,8 +20,8 @@ import (
 )
 
 // mockEnv runs thinroot as mock: a copy of the binary named mock,
-// set-uid root, run by an unprivileged member of the group mock, as
-// kojid and copr-rpmbuild run mock.
+// set-uid root, run by an unprivileged member of the group that stands
+// for mock's, as kojid and copr-rpmbuild run mock.
 type mockEnv struct {
 	*cliEnv
 	d        *rpmdist.Dist
@@ -31,8 +31,13 @@ type mockEnv struct {
 	creds    string // kojid's scm_credentials_dir, bound at /credentials
 }
 
-// The farm's user the tests run mock as.
-const mockTestUser = "thinroot-mockbuilder"
+// The farm's user the tests run mock as, and the group standing for
+// mock's (a group named mock on the host would change every other
+// test's build user: mock's default chrootgid is its gid).
+const (
+	mockTestUser  = "thinroot-mockbuilder"
+	mockTestGroup = "thinroot-mocktest"
+)
 
 func newMockEnv(t *testing.T) *mockEnv {
 	t.Helper()
@@ -42,11 +47,11 @@ func newMockEnv(t *testing.T) *mockEnv {
 		t.Fatal(err)
 	}
 	// The group mock and a user in it, as the farms' packages make them.
-	if out, err := exec.Command("groupadd", "-f", "-r", mockGroup).CombinedOutput(); err != nil {
+	if out, err := exec.Command("groupadd", "-f", "-r", mockTestGroup).CombinedOutput(); err != nil {
 		t.Fatalf("groupadd: %v\n%s", err, out)
 	}
 	if _, err := user.Lookup(mockTestUser); err != nil {
-		out, err := exec.Command("useradd", "-M", "-N", "-g", mockGroup, "-d", "/nonexistent", "-s", "/bin/sh", mockTestUser).CombinedOutput()
+		out, err := exec.Command("useradd", "-M", "-N", "-g", mockTestGroup, "-d", "/nonexistent", "-s", "/bin/sh", mockTestUser).CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); err != nil && !(ok && ee.ExitCode() == 9) {
 			t.Fatalf("useradd: %v\n%s", err, out)
 		}
@@ -55,7 +60,7 @@ func newMockEnv(t *testing.T) *mockEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := user.LookupGroup(mockGroup)
+	g, err := user.LookupGroup(mockTestGroup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +106,7 @@ func newMockEnv(t *testing.T) *mockEnv {
 func (m *mockEnv) mockCmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(m.mockBin, args...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + m.work, "THINROOT_STATE_DIR=" + m.state, "THINROOT_BASEDIR=" + m.mck,
-		"THINROOT_CONFIG_DIR=" + m.configs, "THINROOT_CACHE_DIR=" + filepath.Join(m.dir, "cache"), "THINROOT_LOG_LEVEL="}
+		"THINROOT_CONFIG_DIR=" + m.configs, "THINROOT_TEST_MOCK_GROUP=" + mockTestGroup, "THINROOT_CACHE_DIR=" + filepath.Join(m.dir, "cache"), "THINROOT_LOG_LEVEL="}
 	cmd.Dir = m.work
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(m.uid), Gid: uint32(m.gid), Groups: []uint32{uint32(m.gid)}}}
 	return cmd
@@ -586,7 +591,7 @@ x
 	// Somebody outside the group mock is refused.
 	cmd := m.mockCmd("-r", r, "--chroot", "true")
 	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(m.uid), Gid: 65534, Groups: []uint32{65534}}
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "not a member of the group mock") {
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "not a member of the group "+mockTestGroup) {
 		t.Errorf("a caller outside the group mock: %v\n%s", err, out)
 	}
 }
