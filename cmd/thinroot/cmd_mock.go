@@ -56,6 +56,7 @@ type mockRun struct {
 	// volRoot and bound at root.
 	family  bool
 	volRoot string
+	name    string // the config's root, as mock names the root
 	result  string // the result directory
 	uid     int    // the build user
 	gid     int
@@ -158,6 +159,7 @@ func (r *mockRun) setup(ctx context.Context) error {
 		return &cliError{code: mockcli.ExitBadCmdline, msg: fmt.Sprintf("--uniqueext %s: %v", o.UniqueExt, err), err: err}
 	}
 	name := lc.vol.Root
+	r.name = name
 	if r.family = isFamilyName(o.Root); r.family {
 		// The root's volume is a workdir of the family's config, named
 		// after the root.
@@ -396,7 +398,7 @@ func (r *mockRun) clean(ctx context.Context) error {
 			fmt.Fprintf(r.out, "INFO: scrub %s: removed the root %s\n", w, r.root)
 		case "bootstrap":
 			// There is no bootstrap chroot; remove one mock left.
-			b := filepath.Join(r.c.Basedir, r.c.Root+"-bootstrap")
+			b := filepath.Join(r.c.Basedir, r.name+"-bootstrap")
 			if r.o.UniqueExt != "" {
 				b += "-" + r.o.UniqueExt
 			}

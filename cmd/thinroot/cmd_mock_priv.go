@@ -7,8 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // Who runs thinroot mock, and how it gets the privilege it needs.
@@ -100,13 +99,14 @@ func inGroup(gid int) bool {
 // what runs next (the sandbox, the package manager, mount) is plainly
 // root's, as after mock's wrapper.
 func becomeRoot() error {
-	if err := unix.Setgroups([]int{0}); err != nil {
+	// syscall's (not x/sys/unix's raw Setgroups) change every thread.
+	if err := syscall.Setgroups([]int{0}); err != nil {
 		return err
 	}
-	if err := unix.Setresgid(0, 0, 0); err != nil {
+	if err := syscall.Setresgid(0, 0, 0); err != nil {
 		return err
 	}
-	return unix.Setresuid(0, 0, 0)
+	return syscall.Setresuid(0, 0, 0)
 }
 
 // cleanEnv keeps only mockKeepEnv and thinroot's own settings of the
