@@ -794,3 +794,31 @@ func TestMockModes(t *testing.T) {
 		t.Errorf("%s stayed after --scrub chroot", filepath.Dir(root))
 	}
 }
+
+// A replay of kojid's rebuildSRPM task (A, B, E, F): the uploaded SRPM
+// copied into chroot_tmpdir, unpacked and rebuilt by rpm and rpmbuild
+// run with --chroot after "--"; kojid then takes the SRPM from the root.
+func TestMockKojiRebuildSRPM(t *testing.T) {
+	m := newMockEnv(t)
+	const name = "td1-build-123461-7890"
+	m.kojiConfig(name, "buildsys-build")
+	r := "koji/" + name
+	m.must("-r", r, "--init")
+	m.run("-r", r, "--chroot", "uname -r")
+	root := filepath.Join(m.mck, name, "root")
+	srpmDir := filepath.Join(root, "chroot_tmpdir", "srpm")
+	os.MkdirAll(srpmDir, 0o755)
+	base := filepath.Base(m.d.SRPM(rpmdist.SRPMTiny))
+	data, _ := os.ReadFile(m.d.SRPM(rpmdist.SRPMTiny))
+	os.WriteFile(filepath.Join(srpmDir, base), data, 0o644)
+	// E, then F; kojid checks only F's status.
+	m.run("-r", r, "--no-clean", "--target", "noarch", "--chroot", "--", "rpm", "--define", "_topdir /chroot_tmpdir/srpm_unpacked",
+		"-iv", "/chroot_tmpdir/srpm/"+base)
+	if out, code := m.run("-r", r, "--no-clean", "--target", "noarch", "--chroot", "--", "rpmbuild", "--define", "_topdir /chroot_tmpdir/srpm_unpacked",
+		"-bs", "--nodeps", "/chroot_tmpdir/srpm_unpacked/SPECS/thinroot-test-tiny.spec"); code != 0 {
+		t.Fatalf("F rpmbuild -bs: exit %d\n%s", code, out)
+	}
+	if got := globN(t, filepath.Join(root, "chroot_tmpdir", "srpm_unpacked", "SRPMS", "*.src.rpm")); len(got) != 1 {
+		t.Fatalf("kojid finds %d SRPMs in the root, want one: %v", len(got), got)
+	}
+}
