@@ -30,7 +30,7 @@ import (
 // without -n clones it afresh from the config's current snapshot.
 
 var cmdMock = &command{
-	name: "mock", group: "builds", raw: true, tail: "ARGS...",
+	name: "mock", group: "builds", raw: true, args: []arg{{name: "MOCK-ARGS", optional: true, repeat: true}},
 	summary: "mock's command line, for build farms (kojid, copr-rpmbuild)",
 	help: "Takes mock's options and modes as mock does (see thinroot(1), MOCK): --init, --rebuild, --buildsrpm, --chroot, --shell, " +
 		"--install, --copyin, --copyout, --scrub, with -r, -n, --resultdir, --uniqueext, --target, -D, --with, --without and the rest. " +
@@ -65,10 +65,6 @@ type mockRun struct {
 }
 
 func runMock(ctx context.Context, a *app, args []string) error {
-	caller, err := mockPrivilege()
-	if err != nil {
-		return err
-	}
 	o, err := mockcli.Parse(args)
 	if err == nil && !o.Help && !o.Version {
 		err = o.Check()
@@ -87,6 +83,10 @@ func runMock(ctx context.Context, a *app, args []string) error {
 	case o.Version:
 		fmt.Fprintln(a.stdout, versionString())
 		return nil
+	}
+	caller, err := mockPrivilege()
+	if err != nil {
+		return err
 	}
 	r := &mockRun{a: a, o: o, caller: caller, out: a.stdout}
 	if o.Quiet {
