@@ -165,6 +165,10 @@ func (r *mockRun) setup(ctx context.Context) error {
 		// after the root.
 		lc.vol.Root = familyRoot(o.Root, lc.vol, &rc)
 		r.lc.build.Root = lc.vol.Root
+		// One package cache for the family, not one left per task.
+		pm := *rc.PM
+		pm.CacheDir = filepath.Join(a.g.cacheDir, lc.vol.Root)
+		rc.PM = &pm
 		r.ext = strings.ReplaceAll(name, ".", "_")
 		if o.UniqueExt != "" {
 			r.ext += "-" + strings.ReplaceAll(o.UniqueExt, ".", "_")
