@@ -322,8 +322,11 @@ func (r *mockRun) ensureRoot(ctx context.Context, logs *rpmroot.Logs) (bool, err
 	if _, cs := r.m.State().Config(r.c.Root); cs == nil || cs.State != lvm.StateReady {
 		logs.Start("chroot init: bootstrap of " + r.c.Root)
 		cat := catchBootstrap(logs.Root())
-		_, err := r.m.Init(ctx, r.c.Root, cat)
+		did, err := r.m.Init(ctx, r.c.Root, cat)
 		logs.Finish("chroot init: bootstrap of " + r.c.Root)
+		if did && err == nil {
+			logs.Info("bootstrapped %s; its snapshot %s serves every root of it", r.c.Root, lvm.PostInit)
+		}
 		if err := cat.Err(err); err != nil {
 			if code, ok := bootstrapExit(err); ok {
 				return false, &cliError{code: code, err: err, msg: oneLine(err.Error()), hint: "root.log in " + r.result + " has the package manager's output"}

@@ -822,3 +822,52 @@ func TestMockKojiRebuildSRPM(t *testing.T) {
 		t.Fatalf("kojid finds %d SRPMs in the root, want one: %v", len(got), got)
 	}
 }
+
+// Ten kojid buildArch tasks at once (kojid's default maxjobs), each with
+// a buildroot and a config of its own, of one tag and repository: one
+// bootstrap for the family, every task's A, B and G succeed.
+func TestMockTenKojiRoots(t *testing.T) {
+	m := newMockEnv(t)
+	srpm := filepath.Join(m.work, filepath.Base(m.d.SRPM(rpmdist.SRPMTiny)))
+	data, _ := os.ReadFile(m.d.SRPM(rpmdist.SRPMTiny))
+	os.WriteFile(srpm, data, 0o644)
+	const n = 10
+	type res struct {
+		name, out string
+		err       error
+	}
+	done := make(chan res, n)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("td1-build-%d-7890", 200000+i)
+		m.kojiConfig(name, "buildsys-build")
+		go func() {
+			var all strings.Builder
+			for _, args := range [][]string{{"--init"}, {"--chroot", "uname -r"}, {"--no-clean", "--target", "noarch", "--rebuild", srpm}} {
+				out, code := m.run(append([]string{"-r", "koji/" + name}, args...)...)
+				all.WriteString(out)
+				if code != 0 {
+					done <- res{name, all.String(), fmt.Errorf("%s: exit %d", strings.Join(args, " "), code)}
+					return
+				}
+			}
+			done <- res{name, all.String(), nil}
+		}()
+	}
+	boots := 0
+	for i := 0; i < n; i++ {
+		var r res
+		testguard.Call(t, "ten kojid tasks", func() error { r = <-done; return nil })
+		if r.err != nil {
+			t.Errorf("task %s: %v\n%s", r.name, r.err, r.out)
+		}
+		boots += strings.Count(r.out, "INFO: bootstrapped ")
+		if got := globN(t, filepath.Join(m.mck, r.name, "result", "*.noarch.rpm")); len(got) != 1 {
+			t.Errorf("task %s: RPMs %v", r.name, got)
+		}
+	}
+	t.Logf("TIME ten kojid buildArch tasks (A, B, G) of one tag and repository at once: %v", time.Since(start).Round(10*time.Millisecond))
+	if boots != 1 {
+		t.Errorf("%d tasks bootstrapped, want one for the family", boots)
+	}
+}
