@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/internal/fsutil"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/rpmroot"
@@ -40,6 +41,9 @@ type ConfigInfo struct {
 	Env []string
 	// RPM is how the config builds RPMs (nil when it cannot).
 	RPM *rpmroot.Config
+	// Limits are the config's resource limits (config_opts['thinroot']
+	// memory_max, pids_max, cpus), over the daemon's.
+	Limits Limits
 }
 
 // Options configure a Builder.
@@ -51,6 +55,11 @@ type Options struct {
 	// error) refuses the request.
 	Resolve func(root string) (ConfigInfo, error)
 	Log     *slog.Logger
+	// Limits are the host's default resource limits of a build.
+	Limits Limits
+	// Cgroups makes each build's cgroup; nil runs builds without one
+	// (and refuses builds with limits).
+	Cgroups *cgroup.Manager
 }
 
 // Errors the API maps to status codes.
@@ -336,6 +345,10 @@ func (b *Builder) Submit(req Request, owner int) (Build, error) {
 			return Build{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 		}
 	}
+	limits, err := b.limitsFor(info, req, owner)
+	if err != nil {
+		return Build{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
 	uid, gid := buildUser(info, owner)
 	if req.IsRPM() {
 		// mock's build user: the caller's uid (root's builds: the
@@ -346,7 +359,7 @@ func (b *Builder) Submit(req Request, owner int) (Build, error) {
 		gid = info.RPM.GID
 	}
 	rec := Build{ID: id, Request: req, State: StateQueued, Submitted: time.Now().UTC(), Owner: owner,
-		BuildUID: uid, BuildGID: gid, UniqueExt: ext}
+		BuildUID: uid, BuildGID: gid, UniqueExt: ext, Limits: limits}
 	rec.Phases = []Phase{{State: StateQueued, At: rec.Submitted}}
 	if err := os.MkdirAll(b.buildDir(id), 0o755); err != nil {
 		return Build{}, err

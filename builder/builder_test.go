@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/thinroot/thinroot/builder"
+	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/internal/procs"
 	"github.com/thinroot/thinroot/internal/testguard"
@@ -43,6 +44,8 @@ type world struct {
 	cancel context.CancelFunc
 	info   builder.ConfigInfo
 	src    string
+	cg     *cgroup.Manager
+	limits builder.Limits
 }
 
 const artifactScript = `set -e; echo "building $THINROOT_BUILD_ID as $(id -u)"; tr a-z A-Z < "$SOURCE/input" > "$RESULTS/artifact.txt"; echo done`
@@ -60,8 +63,12 @@ func newWorld(t *testing.T, jobs int) *world {
 func (w *world) start(t *testing.T, jobs int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	if w.cg == nil {
+		w.cg = testCgroups(t)
+	}
 	b, err := builder.New(ctx, builder.Options{
 		StateDir: w.f.StateDir, Jobs: jobs, Manager: w.f.M, Log: w.f.Log,
+		Cgroups: w.cg, Limits: w.limits,
 		Resolve: func(root string) (builder.ConfigInfo, error) {
 			if root != w.info.Root {
 				return builder.ConfigInfo{}, fmt.Errorf("unknown config %s", root)
@@ -160,6 +167,9 @@ func TestEightParallelBuildsBootstrapOnce(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(counter); strings.Count(string(data), "x") != 1 {
 		t.Fatalf("bootstrap ran %d times", strings.Count(string(data), "x"))
+	}
+	if w.cg != nil && len(w.cg.Groups()) != 0 {
+		t.Fatalf("cgroups left after the builds: %v", w.cg.Groups())
 	}
 	st, _ := w.f.M.Refresh(context.Background())
 	if _, cs := st.Config(w.f.Root); len(cs.Workdirs) != 0 {
@@ -339,10 +349,22 @@ func assertGone(t *testing.T, w *world, id, root string) {
 	lvmtest.WaitFor(t, 10*time.Second, "the build's processes to die", func() bool {
 		return len(procs.Marked("THINROOT_BUILD_ID="+id)) == 0
 	})
+	if w.cg != nil {
+		for _, g := range w.cg.Groups() {
+			if g == "build-"+id {
+				t.Fatalf("the cgroup of build %s is left behind", id)
+			}
+		}
+	}
 	table, _ := mount.Table()
 	for _, e := range table {
 		if strings.HasPrefix(e.Mountpoint, root) {
 			t.Fatalf("mount left behind: %s", e.Mountpoint)
+		}
+	}
+	for _, g := range w.cg.Groups() {
+		if g == "build-"+id {
+			t.Fatalf("the cgroup of build %s is left behind", id)
 		}
 	}
 	st, _ := w.f.M.Refresh(context.Background())

@@ -33,6 +33,7 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(e.log, "[thinroot] "+format+"\n", args...)
 	}
+	var bg *buildGroup
 	fail := func(state string, err error) {
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, errCancelled):
@@ -41,7 +42,11 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 			state, err = StateInterrupted, cause
 		}
 		logf("build %s: %v", state, err)
-		b.setState(e, state, func(r *Build) { r.Error = err.Error() })
+		var usage *Usage
+		if bg != nil {
+			usage = bg.close(b, id)
+		}
+		b.setState(e, state, func(r *Build) { r.Error, r.Usage = err.Error(), usage })
 	}
 	b.update(e, func(r *Build) { r.Started = time.Now().UTC() })
 	defer e.log.close()
@@ -49,6 +54,17 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 	if err != nil {
 		fail(StateError, err)
 		return
+	}
+	// 0. A cgroup of its own, with its limits, for everything the build
+	//    runs (its bootstrap too); killed whole when it ends.
+	if bg, err = b.newGroup(id, e.b.Limits); err != nil {
+		fail(StateError, err)
+		return
+	}
+	defer bg.close(b, id)
+	ctx = bg.context(ctx)
+	if !e.b.Limits.IsZero() {
+		logf("limits: %s", limitsText(e.b.Limits))
 	}
 	logf("build %s of config %s (uid %d)", id, req.Config, e.b.BuildUID)
 
@@ -137,6 +153,10 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		code, err = b.execute(ctx, e, info, w.Mountpoint, resultDir)
 	}
 	crashpoint.Hit("build:finish")
+	// Nothing of the build outlives its command: kill its cgroup, and
+	// read what it used.
+	usage := bg.close(b, id)
+	oom := oomText(e.b.Limits, usage)
 
 	// 4. Collect: the results are in place (bind-mounted); close the log
 	//    copy, remove the workdir, record the outcome.
@@ -153,16 +173,22 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		b.setState(e, StateTimedOut, func(r *Build) {
 			r.Error = fmt.Sprintf("timed out after %v; its processes were killed (exit status %d)", rpmTimeout(req, info), code)
 			r.ExitCode = &timedOut
+			r.Usage = usage
 		})
 		logf("build timed out after %v", rpmTimeout(req, info))
-	case err != nil:
+	case err != nil && oom == "":
 		fail(StateError, err)
-	case code == 0:
+	case code == 0 && err == nil:
 		logf("build succeeded")
-		b.setState(e, StateSucceeded, func(r *Build) { r.ExitCode = &code })
+		b.setState(e, StateSucceeded, func(r *Build) { r.ExitCode, r.Usage = &code, usage })
+	case oom != "":
+		// The kernel killed a process at the memory limit: that, not the
+		// exit status it left, is why the build failed.
+		logf("build failed: %s", oom)
+		b.setState(e, StateFailed, func(r *Build) { r.ExitCode, r.Error, r.Usage = &code, oom, usage })
 	default:
 		logf("build failed with exit status %d", code)
-		b.setState(e, StateFailed, func(r *Build) { r.ExitCode = &code })
+		b.setState(e, StateFailed, func(r *Build) { r.ExitCode, r.Usage = &code, usage })
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/internal/crashpoint"
 	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/lvm/backend"
@@ -224,10 +225,36 @@ func runBootstrap(ctx context.Context, c *Config, root string, out io.Writer) er
 	}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
+	if err := startInGroup(ctx, cmd); err != nil {
+		return err
+	}
+	if err := cmd.Wait(); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}
+		return err
+	}
+	return nil
+}
+
+// startInGroup starts cmd in the cgroup of ctx (a build's), if any: on
+// cgroup v2 the kernel starts it there; on v1 it moves there at once.
+func startInGroup(ctx context.Context, cmd *exec.Cmd) error {
+	g := cgroup.FromContext(ctx)
+	if g == nil {
+		return cmd.Start()
+	}
+	if fd, ok := g.FD(); ok {
+		defer syscall.Close(fd)
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+		return cmd.Start()
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if err := g.Add(cmd.Process.Pid); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
 		return err
 	}
 	return nil

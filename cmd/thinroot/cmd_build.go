@@ -38,6 +38,7 @@ var cmdBuild = &command{
 		fs.Var(&durationValue{allowZero: "no limit"}, "timeout", "stop the build after this long: 90s, 30m, 2h (0: no limit); it then exits 11")
 		fs.Bool("detach", false, "print the build id and return without waiting (then: thinroot logs -f, thinroot wait)")
 		rpmBuildFlags(fs)
+		limitFlags("the build")(fs)
 	},
 	run: runBuild,
 }
@@ -96,6 +97,7 @@ func runBuild(ctx context.Context, a *app, args []string) error {
 	req.Keep = getBool(fl, "keep")
 	req.Network = getBool(fl, "network")
 	req.Timeout = builder.Duration(getDuration(fl, "timeout"))
+	req.Limits = getLimits(fl)
 
 	c := a.client()
 	b, err := c.Submit(ctx, req)
@@ -150,6 +152,11 @@ func buildExit(a *app, b builder.Build, took time.Duration) error {
 		code := exitError
 		if b.ExitCode != nil && *b.ExitCode > 0 && *b.ExitCode < 256 {
 			code = *b.ExitCode
+		}
+		if b.Error != "" {
+			// Why, when thinroot knows better than the status: out of memory.
+			return &cliError{code: code, msg: fmt.Sprintf("build %s failed: %s", b.ID, b.Error),
+				hint: fmt.Sprintf("its log: thinroot logs %s; give it more with --memory-max", b.ID)}
 		}
 		return &cliError{code: code, msg: fmt.Sprintf("build %s failed with exit status %d", b.ID, code),
 			hint: fmt.Sprintf("its log: thinroot logs %s (and build.log in %s)", b.ID, b.ResultDir)}

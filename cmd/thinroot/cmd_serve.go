@@ -13,6 +13,7 @@ import (
 
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/fsview"
+	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/lvm"
 )
 
@@ -34,6 +35,8 @@ var cmdServe = &command{
 		fs.String("mount", DefaultMount, "where to mount the tree")
 		fs.String("socket", envOr("THINROOT_SOCKET", DefaultSocket), "the API's unix socket [$THINROOT_SOCKET]")
 		fs.VarP(&countValue{min: 1, def: "the number of CPUs"}, "jobs", "j", "builds running at once, 1 or more (default: the number of CPUs)")
+		limitFlags("each build, unless its config or request says otherwise")(fs)
+		fs.String("cgroup-parent", "thinroot", "the cgroup, under the daemon's own, that holds the builds' cgroups")
 	},
 	run: runServe,
 }
@@ -86,10 +89,21 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if err := m.Reconcile(ctx); err != nil {
 		log.Warn("reconcile at start", "err", err)
 	}
+	limits := getLimits(fl)
+	cg, err := cgroup.Open(getString(fl, "cgroup-parent"))
+	switch {
+	case err != nil && !limits.IsZero():
+		return fmt.Errorf("--memory-max, --pids-max and --cpus need cgroups: %w", err)
+	case err != nil:
+		log.Warn("builds run without cgroups: no limits, no usage in their records", "err", err)
+		cg = nil
+	default:
+		log.Info("builds run in cgroups", "version", cg.Version(), "limits", limits)
+	}
 	bctx, stopBuilds := context.WithCancel(context.Background())
 	b, err := builder.New(bctx, builder.Options{
 		StateDir: a.g.stateDir, Jobs: jobs, Manager: m, Log: log,
-		Resolve: configs.buildInfo,
+		Resolve: configs.buildInfo, Limits: limits, Cgroups: cg,
 	})
 	if err != nil {
 		stopBuilds()
@@ -128,6 +142,11 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	stopAPI()
 	stopBuilds()
 	b.Shutdown()
+	if cg != nil {
+		// Empty once every build has ended; left when another daemon
+		// still runs builds in it.
+		cg.Remove()
+	}
 	log.Info("stopped")
 	select {
 	case aerr := <-apiErr:

@@ -358,7 +358,11 @@ func (a *app) fromSettings(cfg *mockcfg.Config, st mockcfg.Settings) (loadedConf
 	if err := c.Normalize(); err != nil {
 		return loadedConfig{}, fmt.Errorf("config %s: %w", st.Root, err)
 	}
-	bi := builder.ConfigInfo{Root: st.Root, Build: st.Thinroot.Build, Network: st.Thinroot.Network, RPM: rpm}
+	limits, err := configLimits(st.Thinroot.Extra)
+	if err != nil {
+		return loadedConfig{}, fmt.Errorf("config %s: %w", st.Root, err)
+	}
+	bi := builder.ConfigInfo{Root: st.Root, Build: st.Thinroot.Build, Network: st.Thinroot.Network, RPM: rpm, Limits: limits}
 	return loadedConfig{vol: c, build: bi, file: file}, nil
 }
 
