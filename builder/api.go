@@ -111,6 +111,7 @@ var Routes = []string{
 	"GET /v1/builds/{id}/events",
 	"GET /v1/builds/{id}/wait",
 	"POST /v1/builds/{id}/cancel",
+	"POST /v1/builds/prune",
 	"GET /v1/pools",
 	"GET /v1/configs",
 }
@@ -125,6 +126,7 @@ func (s *Server) Handler() http.Handler {
 		"GET /v1/builds/{id}/events":  s.events,
 		"GET /v1/builds/{id}/wait":    s.wait,
 		"POST /v1/builds/{id}/cancel": s.cancel,
+		"POST /v1/builds/prune":       s.prune,
 		"GET /v1/pools": func(w http.ResponseWriter, r *http.Request) {
 			if s.Stats == nil {
 				writeJSON(w, http.StatusOK, []any{})
@@ -319,6 +321,33 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, b)
+}
+
+// prune removes the finished builds a retention (the body) does not keep.
+func (s *Server) prune(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.mayChange(w, r); !ok {
+		return
+	}
+	var ret Retention
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ret); err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%w: request body: %v", ErrBadRequest, err))
+		return
+	}
+	if ret.IsZero() {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%w: say what to prune: max_age, max_count or max_bytes", ErrBadRequest))
+		return
+	}
+	out, err := s.B.Prune(r.Context(), ret)
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	if out == nil {
+		out = []Pruned{}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) show(w http.ResponseWriter, r *http.Request) {

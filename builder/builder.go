@@ -60,6 +60,8 @@ type Options struct {
 	// Cgroups makes each build's cgroup; nil runs builds without one
 	// (and refuses builds with limits).
 	Cgroups *cgroup.Manager
+	// Retention is which finished builds the daemon keeps (retention.go).
+	Retention Retention
 }
 
 // Errors the API maps to status codes.
@@ -100,6 +102,7 @@ type Builder struct {
 	wake    chan struct{}
 	changed chan struct{} // closed and replaced on every change
 	wg      sync.WaitGroup
+	pruneMu sync.Mutex // one Prune at a time
 }
 
 type entry struct {
@@ -239,6 +242,13 @@ func (b *Builder) Start(ctx context.Context) {
 		defer b.wg.Done()
 		b.dispatch(ctx)
 	}()
+	if !b.opts.Retention.IsZero() {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.retain(ctx)
+		}()
+	}
 }
 
 // Wait waits for the dispatcher and every running build to end.

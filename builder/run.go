@@ -128,7 +128,9 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		if err := removeWithRetry(context.WithoutCancel(ctx), m, req.Config, ext); err != nil {
 			logf("could not remove workdir %s.%s: %v", req.Config, ext, err)
 			b.log.Error("remove build workdir", "build", id, "err", err)
+			return
 		}
+		b.dropTempRecords(Build{Request: req, UniqueExt: ext})
 	}
 
 	// 3. The result directory, where mock keeps it, and the build itself.
@@ -161,6 +163,9 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 	// 4. Collect: the results are in place (bind-mounted); close the log
 	//    copy, remove the workdir, record the outcome.
 	b.setState(e, StateCollecting, nil)
+	if err := giveResults(resultDir, e.b.Owner, e.b.BuildGID); err != nil {
+		logf("could not give the results to uid %d: %v", e.b.Owner, err)
+	}
 	removeWorkdir()
 	crashpoint.Hit("build:collected")
 	switch {
@@ -336,4 +341,16 @@ func canRead(p string, uid int, target bool) error {
 		return fmt.Errorf("uid %d may not read %s", uid, p)
 	}
 	return nil
+}
+
+// giveResults hands a finished build's result directory to the user who
+// submitted it, in the build's group (mock's: the caller and the mock
+// group), whoever the build ran as.
+func giveResults(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }

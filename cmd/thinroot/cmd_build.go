@@ -45,8 +45,9 @@ var cmdBuild = &command{
 
 var cmdBuilds = &command{
 	name: "builds", group: "builds", args: []arg{{name: "BUILD-ID", kind: argBuild, optional: true, repeat: true}},
-	summary: "list the daemon's builds, newest first, or show some",
+	summary: "list the daemon's builds, newest first, or show some; --prune removes old ones",
 	uses:    useDaemon | useJSON,
+	flags:   pruneFlags,
 	run:     runBuilds,
 }
 
@@ -205,6 +206,17 @@ func isTerminal(w io.Writer) bool {
 }
 
 func runBuilds(ctx context.Context, a *app, args []string) error {
+	if getBool(a.flags, "prune") {
+		if len(args) > 0 {
+			return usageErr("--prune takes no build ids; it picks by --older-than and --keep")
+		}
+		return runPrune(ctx, a)
+	}
+	for _, f := range []string{"older-than", "keep", "kept-workdirs"} {
+		if changed(a.flags, f) {
+			return usageErr("--%s goes with --prune", f)
+		}
+	}
 	c := a.client()
 	var bs []builder.Build
 	if len(args) > 0 {

@@ -37,6 +37,7 @@ var cmdServe = &command{
 		fs.VarP(&countValue{min: 1, def: "the number of CPUs"}, "jobs", "j", "builds running at once, 1 or more (default: the number of CPUs)")
 		limitFlags("each build, unless its config or request says otherwise")(fs)
 		fs.String("cgroup-parent", "thinroot", "the cgroup, under the daemon's own, that holds the builds' cgroups")
+		retentionFlags(fs)
 	},
 	run: runServe,
 }
@@ -103,7 +104,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	bctx, stopBuilds := context.WithCancel(context.Background())
 	b, err := builder.New(bctx, builder.Options{
 		StateDir: a.g.stateDir, Jobs: jobs, Manager: m, Log: log,
-		Resolve: configs.buildInfo, Limits: limits, Cgroups: cg,
+		Resolve: configs.buildInfo, Limits: limits, Cgroups: cg, Retention: getRetention(fl),
 	})
 	if err != nil {
 		stopBuilds()
