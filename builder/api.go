@@ -97,6 +97,8 @@ type Server struct {
 	Stats func() any
 	// Configs, if set, answers GET /v1/configs.
 	Configs func() any
+	// Metrics, if set, answers GET /metrics (Prometheus's text format).
+	Metrics http.Handler
 	Log     *slog.Logger
 }
 
@@ -114,6 +116,7 @@ var Routes = []string{
 	"POST /v1/builds/prune",
 	"GET /v1/pools",
 	"GET /v1/configs",
+	"GET /metrics",
 }
 
 // Handler returns the API's routes.
@@ -133,6 +136,13 @@ func (s *Server) Handler() http.Handler {
 				return
 			}
 			writeJSON(w, http.StatusOK, s.Stats())
+		},
+		"GET /metrics": func(w http.ResponseWriter, r *http.Request) {
+			if s.Metrics == nil {
+				http.NotFound(w, r)
+				return
+			}
+			s.Metrics.ServeHTTP(w, r)
 		},
 		"GET /v1/configs": func(w http.ResponseWriter, r *http.Request) {
 			if s.Configs == nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/internal/fsutil"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/metrics"
 	"github.com/thinroot/thinroot/rpmroot"
 )
 
@@ -62,6 +63,8 @@ type Options struct {
 	Cgroups *cgroup.Manager
 	// Retention is which finished builds the daemon keeps (retention.go).
 	Retention Retention
+	// Metrics, if set, counts and times builds.
+	Metrics *metrics.Metrics
 }
 
 // Errors the API maps to status codes.
@@ -494,6 +497,11 @@ func (b *Builder) commit(e *entry, mutate func(*Build)) Build {
 	mutate(&rec)
 	if err := b.save(&rec); err != nil {
 		b.log.Error("save build record", "build", rec.ID, "err", err)
+	}
+	// The metrics count a build the moment it is final, before anyone
+	// can see it so.
+	if Final(rec.State) && !Final(e.b.State) {
+		b.observe(rec)
 	}
 	b.mu.Lock()
 	e.b = rec

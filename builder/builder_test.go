@@ -24,6 +24,7 @@ import (
 	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
+	"github.com/thinroot/thinroot/metrics"
 	"github.com/thinroot/thinroot/rpmroot"
 	"github.com/thinroot/thinroot/sandbox"
 )
@@ -39,13 +40,14 @@ func TestMain(m *testing.M) {
 
 // world is a builder over a fresh fixture (pool, basedir, state dir).
 type world struct {
-	f      *lvmtest.Fixture
-	b      *builder.Builder
-	cancel context.CancelFunc
-	info   builder.ConfigInfo
-	src    string
-	cg     *cgroup.Manager
-	limits builder.Limits
+	f       *lvmtest.Fixture
+	b       *builder.Builder
+	cancel  context.CancelFunc
+	info    builder.ConfigInfo
+	src     string
+	cg      *cgroup.Manager
+	limits  builder.Limits
+	metrics *metrics.Metrics
 }
 
 const artifactScript = `set -e; echo "building $THINROOT_BUILD_ID as $(id -u)"; tr a-z A-Z < "$SOURCE/input" > "$RESULTS/artifact.txt"; echo done`
@@ -68,7 +70,7 @@ func (w *world) start(t *testing.T, jobs int) {
 	}
 	b, err := builder.New(ctx, builder.Options{
 		StateDir: w.f.StateDir, Jobs: jobs, Manager: w.f.M, Log: w.f.Log,
-		Cgroups: w.cg, Limits: w.limits,
+		Cgroups: w.cg, Limits: w.limits, Metrics: w.metrics,
 		Resolve: func(root string) (builder.ConfigInfo, error) {
 			if root != w.info.Root {
 				return builder.ConfigInfo{}, fmt.Errorf("unknown config %s", root)

@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -15,6 +19,8 @@ import (
 	"github.com/thinroot/thinroot/fsview"
 	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/lvm/lvm2"
+	"github.com/thinroot/thinroot/metrics"
 )
 
 // Default places under the runtime directory.
@@ -38,6 +44,7 @@ var cmdServe = &command{
 		limitFlags("each build, unless its config or request says otherwise")(fs)
 		fs.String("cgroup-parent", "thinroot", "the cgroup, under the daemon's own, that holds the builds' cgroups")
 		retentionFlags(fs)
+		fs.String("metrics-listen", "", "also serve /metrics (Prometheus) on this TCP address: :9464, 127.0.0.1:9464 (it is always on the socket)")
 	},
 	run: runServe,
 }
@@ -101,18 +108,34 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	default:
 		log.Info("builds run in cgroups", "version", cg.Version(), "limits", limits)
 	}
+	var b *builder.Builder
+	mt := metrics.New(metrics.Sources{
+		Builds: func() metrics.Builds { return b.MetricsState() },
+		Pools:  func() []metrics.Pool { return poolMetrics(m.State()) },
+	})
+	lvm2.Observe = mt.LVMCommand
 	bctx, stopBuilds := context.WithCancel(context.Background())
-	b, err := builder.New(bctx, builder.Options{
+	b, err = builder.New(bctx, builder.Options{
 		StateDir: a.g.stateDir, Jobs: jobs, Manager: m, Log: log,
 		Resolve: configs.buildInfo, Limits: limits, Cgroups: cg, Retention: getRetention(fl),
+		Metrics: mt,
 	})
 	if err != nil {
 		stopBuilds()
 		return err
 	}
+	if addr := getString(fl, "metrics-listen"); addr != "" {
+		stop, err := serveMetrics(addr, mt.Handler(), log)
+		if err != nil {
+			stopBuilds()
+			b.Shutdown()
+			return err
+		}
+		defer stop()
+	}
 	b.Start(bctx)
 	apiCtx, stopAPI := context.WithCancel(context.Background())
-	srv := &builder.Server{B: b, GID: int(ts.gid), Log: log,
+	srv := &builder.Server{B: b, GID: int(ts.gid), Log: log, Metrics: mt.Handler(),
 		Stats: func() any {
 			out := []lvm.Stats{}
 			for _, p := range m.State().Pools {
@@ -157,4 +180,30 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	default:
 	}
 	return err
+}
+
+// poolMetrics are the figures of the pools for the metrics.
+func poolMetrics(st *lvm.State) []metrics.Pool {
+	var out []metrics.Pool
+	for _, p := range st.Pools {
+		s := p.Stats
+		out = append(out, metrics.Pool{Name: p.Name, Backend: p.Backend, SizeBytes: s.SizeBytes, UsedBytes: s.UsedBytes,
+			DataPercent: s.DataPercent, MetadataPercent: s.MetadataPercent, Configs: s.Configs,
+			ThinVolumes: s.ThinVolumes, Snapshots: s.Snapshots, Workdirs: s.Workdirs, Up: p.Err == ""})
+	}
+	return out
+}
+
+// serveMetrics serves /metrics on a TCP address until stop is called.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
