@@ -34,7 +34,7 @@ var cmdServe = &command{
 	name: "serve", group: "daemon",
 	summary: "run the daemon: the tree mounted, builds run N at a time, the API on a unix socket",
 	help: "The tree is mounted at --mount, builds run up to --jobs at a time, and the HTTP/JSON API (thinroot-api(7)) " +
-		"listens on --socket (mode 0660, owned by root and the tree's group). At start it finishes what a killed " +
+		"listens on --socket (mode 0666, owned by root and the tree's group; callers are told apart by their credentials). At start it finishes what a killed " +
 		"process left half done and mounts every workdir. SIGTERM stops running builds and unmounts the tree.",
 	uses: useTree | useConfigs | useAdHoc | useThresholds,
 	flags: func(fs *pflag.FlagSet) {
@@ -135,7 +135,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	}
 	b.Start(bctx)
 	apiCtx, stopAPI := context.WithCancel(context.Background())
-	srv := &builder.Server{B: b, GID: int(ts.gid), Log: log, Metrics: mt.Handler(),
+	srv := &builder.Server{B: b, GID: int(ts.gid), Log: log, Metrics: mt.Handler(), Volumes: a.volumeRunner(int(ts.gid)),
 		Stats: func() any {
 			out := []lvm.Stats{}
 			for _, p := range m.State().Pools {

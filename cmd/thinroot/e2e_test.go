@@ -36,6 +36,7 @@ type cliEnv struct {
 	state, mck string
 	cleanups   [][]string // commands to run at the end (scrubs)
 	stopServe  func() string
+	serveArgs  []string // more flags for serve
 }
 
 // newCLI is a CLI environment for tests that make pools (root).
@@ -103,7 +104,7 @@ func (e *cliEnv) serve() string {
 	mnt := filepath.Join(e.dir, "tree")
 	testguard.Unwedge(t, mnt)
 	// Only busybox: the other test configs name an lvm2 volume group.
-	serve := e.cmd("serve", "--mount", mnt, "--jobs", "2", "-r", "busybox")
+	serve := e.cmd(append([]string{"serve", "--mount", mnt, "--jobs", "2", "-r", "busybox"}, e.serveArgs...)...)
 	stderr, _ := serve.StderrPipe()
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
