@@ -19,6 +19,11 @@ func testCgroups(t *testing.T) *cgroup.Manager {
 	if os.Geteuid() != 0 {
 		return nil
 	}
+	umount, err := cgroup.MountV2ForTest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(umount)
 	m, err := cgroup.Open(cgroup.TestParent())
 	if err != nil {
 		t.Fatalf("cgroups: %v", err)

@@ -590,6 +590,20 @@ func TestParent() string {
 	return fmt.Sprintf("%s%d-%d", testPrefix, os.Getpid(), testParents)
 }
 
+// MountV2ForTest mounts cgroup2 on Root when the test VM (THINROOT_VM=1),
+// whose kernel mounts no cgroup file system, has none there, and returns
+// what undoes it (test support: cgroup v2 is tested in the VM).
+func MountV2ForTest() (func(), error) {
+	var fs unix.Statfs_t
+	if os.Getenv("THINROOT_VM") != "1" || (unix.Statfs(Root, &fs) == nil && fs.Type == unix.CGROUP2_SUPER_MAGIC) {
+		return func() {}, nil
+	}
+	if err := unix.Mount("none", Root, "cgroup2", 0, ""); err != nil {
+		return nil, fmt.Errorf("mount cgroup2 on %s: %w", Root, err)
+	}
+	return func() { unix.Unmount(Root, unix.MNT_DETACH) }, nil
+}
+
 // SweepTestParents kills and removes what the tests of this process left
 // under their parents (TestParent), and returns what it found (test
 // support: testguard runs it after a package's tests).

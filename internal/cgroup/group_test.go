@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,6 +62,82 @@ func TestGroupOnThisHost(t *testing.T) {
 	}
 	if err := g.Remove(kctx); err != nil {
 		t.Fatal(err)
+	}
+	if left := m.Groups(); len(left) != 0 {
+		t.Fatalf("groups left: %v", left)
+	}
+}
+
+// cgroup v2, where it can be had: in the test VM (make test-vm), whose
+// kernel mounts no v1 controllers, on a cgroup2 file system mounted here.
+// A memory hog is killed at its limit, a fork bomb stops at its pids
+// limit, and Kill and Remove leave nothing.
+func TestGroupOnCgroupV2(t *testing.T) {
+	if os.Getenv("THINROOT_VM") != "1" {
+		t.Skip("cgroup v2 is tested in the VM (make test-vm): this host's controllers are on v1")
+	}
+	umount, err := MountV2ForTest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(umount)
+	m, err := Open(TestParent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Version() != 2 {
+		t.Fatalf("version %d on cgroup2", m.Version())
+	}
+	defer func() {
+		if err := m.Remove(); err != nil {
+			t.Errorf("parent left behind: %v", err)
+		}
+	}()
+	ctx := testguard.Context(t)
+	run := func(name string, l Limits, script string) Usage {
+		t.Helper()
+		g, err := m.New(name, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Remove(ctx)
+		fd, ok := g.FD()
+		if !ok {
+			t.Fatal("no directory to clone into")
+		}
+		defer syscall.Close(fd)
+		cmd := exec.Command("/bin/sh", "-c", script)
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+		}
+		kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := g.Kill(kctx); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		u := g.Usage()
+		if err := g.Remove(kctx); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	u := run("hog", Limits{MemoryMax: 32 << 20}, `awk 'BEGIN { s = "0123456789abcdef"; while (1) s = s s }'`)
+	t.Logf("memory hog on v2: %+v", u)
+	if u.OOMKills == 0 || u.MemoryPeak > 32<<20 {
+		t.Fatalf("memory hog on v2: %+v", u)
+	}
+	u = run("bomb", Limits{PidsMax: 16, CPUs: 0.5}, `f() { f | f & }; f; sleep 3`)
+	t.Logf("fork bomb on v2: %+v", u)
+	if u.PidsRefused == 0 || (u.PidsPeak != 0 && u.PidsPeak > 16) {
+		t.Fatalf("fork bomb on v2: %+v", u)
 	}
 	if left := m.Groups(); len(left) != 0 {
 		t.Fatalf("groups left: %v", left)
