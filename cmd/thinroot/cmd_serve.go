@@ -135,7 +135,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	}
 	b.Start(bctx)
 	apiCtx, stopAPI := context.WithCancel(context.Background())
-	srv := &builder.Server{B: b, GID: int(ts.gid), Log: log, Metrics: mt.Handler(), Volumes: a.volumeRunner(int(ts.gid)),
+	srv := &builder.Server{B: b, GID: int(ts.gid), Log: log, Metrics: mt.Handler(), Volumes: a.volumeRunner(int(ts.gid), configs.serves),
 		Stats: func() any {
 			out := []lvm.Stats{}
 			for _, p := range m.State().Pools {

@@ -36,6 +36,20 @@ type loadedConfig struct {
 	adHoc bool
 }
 
+// serves tells whether name is one of the set's configs from a file, by
+// its root or its file's name.
+func (s configSet) serves(name string) bool {
+	for root, lc := range s.byRoot {
+		if lc.adHoc || lc.file == "" {
+			continue
+		}
+		if root == name || strings.TrimSuffix(filepath.Base(lc.file), ".cfg") == name {
+			return true
+		}
+	}
+	return false
+}
+
 func (s configSet) lvm() []lvm.Config {
 	roots := s.roots()
 	out := make([]lvm.Config, 0, len(roots))

@@ -123,6 +123,16 @@ func TestGroupMembersWithoutRoot(t *testing.T) {
 	if so, _ := run(out, 0, "workdir", "list", "busybox"); !strings.Contains(so, "mine") {
 		t.Fatalf("workdir list as an outsider:\n%s", so)
 	}
+	// Root never loads a config file of the caller's choosing (mock's -r
+	// takes a path too), whose bootstrap it would run.
+	evil := filepath.Join(e.dir, "evil.cfg")
+	os.WriteFile(evil, []byte("config_opts['root'] = 'evil'\nconfig_opts['thinroot'] = {'bootstrap': ['/bin/sh', '-c', 'touch /tmp/owned']}\n"), 0o644)
+	for _, name := range []string{evil, "../evil", "nosuch"} {
+		_, se := run(in, 2, "init", name)
+		if !strings.Contains(se, "not a plain name") && !strings.Contains(se, "not a config this daemon serves") {
+			t.Fatalf("init %s as a member:\n%s", name, se)
+		}
+	}
 	// A flag that would have root run what the caller chose stays refused.
 	_, se = run(in, 77, "init", "busybox", "--", "/bin/sh", "-c", "id")
 	if !strings.Contains(se, "needs root") {

@@ -103,8 +103,13 @@ func configLimits(extra map[string]any) (builder.Limits, error) {
 
 // shellGroup puts a shell, chroot or install in a cgroup of its own with
 // the config's limits, killed whole when it ends. Without cgroups it
-// runs without one, unless the config sets limits.
+// runs without one, unless the config sets limits. On cgroup v2 it makes
+// one only for limits: there the caller's own group (a login session's
+// scope) would have to hand out controllers, moving its processes.
 func shellGroup(ctx context.Context, l builder.Limits, log *slog.Logger) (context.Context, func(), error) {
+	if l.IsZero() && cgroup.Unified() {
+		return ctx, func() {}, nil
+	}
 	m, err := cgroup.Open("")
 	if err != nil {
 		if !l.IsZero() {

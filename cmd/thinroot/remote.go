@@ -113,7 +113,12 @@ func runRemote(ctx context.Context, a *app, c *command, args []string) error {
 // the daemon's directories, after checking it: a known command, only the
 // flags remoteFlags allows, and the caller in group gid for one that
 // changes anything.
-func (a *app) volumeRunner(gid int) func(ctx context.Context, cr builder.Cred, argv []string) (builder.VolumeResult, error) {
+//
+// Every argument is a plain name (no "/", no leading "."), and a config
+// named must be one the daemon serves (served): mock's -r takes a path to
+// a .cfg file too, and root must never load a caller's file, whose
+// bootstrap it would run.
+func (a *app) volumeRunner(gid int, served func(name string) bool) func(ctx context.Context, cr builder.Cred, argv []string) (builder.VolumeResult, error) {
 	return func(ctx context.Context, cr builder.Cred, argv []string) (builder.VolumeResult, error) {
 		verb, rest := "", argv
 		switch {
@@ -126,11 +131,26 @@ func (a *app) volumeRunner(gid int) func(ctx context.Context, cr builder.Cred, a
 		if !known {
 			return builder.VolumeResult{}, fmt.Errorf("%w: %q is not a volume command the daemon runs (%s)", builder.ErrBadRequest, verb, "init, snapshot, rollback-to, list-snapshots, remove-snapshot, scrub, workdir create|remove|list, pool list|stats")
 		}
+		config := ""
 		for _, arg := range rest {
-			name, _, _ := strings.Cut(strings.TrimPrefix(arg, "--"), "=")
-			if strings.HasPrefix(arg, "-") && (!strings.HasPrefix(arg, "--") || !remoteFlags[name]) {
-				return builder.VolumeResult{}, fmt.Errorf("%w: flag %s is not one the daemon passes on (--uniqueext, --snapshot, --json)", builder.ErrBadRequest, arg)
+			name, value, _ := strings.Cut(strings.TrimPrefix(arg, "--"), "=")
+			switch {
+			case strings.HasPrefix(arg, "-"):
+				if !strings.HasPrefix(arg, "--") || !remoteFlags[name] {
+					return builder.VolumeResult{}, fmt.Errorf("%w: flag %s is not one the daemon passes on (--uniqueext, --snapshot, --json)", builder.ErrBadRequest, arg)
+				}
+				arg = value
+			case config == "":
+				config = arg
 			}
+			if strings.Contains(arg, "/") || strings.HasPrefix(arg, ".") {
+				return builder.VolumeResult{}, fmt.Errorf("%w: %q is not a plain name: the daemon runs volume commands only on the configs it serves, by name", builder.ErrBadRequest, arg)
+			}
+		}
+		// The first positional argument of every command but the pool
+		// ones is the config.
+		if config != "" && !strings.HasPrefix(verb, "pool ") && !served(config) {
+			return builder.VolumeResult{}, fmt.Errorf("%w: %q is not a config this daemon serves", builder.ErrBadRequest, config)
 		}
 		if !readOnly && !cr.MayChange(gid) {
 			return builder.VolumeResult{}, fmt.Errorf("%w: uid %d may not run thinroot %s: only root and members of group %d may change volumes (anyone may list)", builder.ErrForbidden, cr.UID, verb, gid)

@@ -125,6 +125,13 @@ func Open(name string) (*Manager, error) {
 	return openV1(own, name)
 }
 
+// Unified tells whether the host's cgroups are v2 (the unified hierarchy
+// on Root).
+func Unified() bool {
+	var fs unix.Statfs_t
+	return unix.Statfs(Root, &fs) == nil && fs.Type == unix.CGROUP2_SUPER_MAGIC
+}
+
 // Version is 1 or 2.
 func (m *Manager) Version() int {
 	if m.v2 {
