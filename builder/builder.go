@@ -167,6 +167,7 @@ func New(ctx context.Context, opts Options) (*Builder, error) {
 		}
 		b.builds[rec.ID] = e
 	}
+	b.sweepGroups()
 	return b, nil
 }
 

@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -127,4 +128,33 @@ func limitsText(l Limits) string {
 		return "none"
 	}
 	return s
+}
+
+// sweepGroups removes the cgroups a killed daemon left: those of builds
+// that are final now (New marked them interrupted) or have no record.
+// A build another live daemon runs keeps its group.
+func (b *Builder) sweepGroups() {
+	if b.opts.Cgroups == nil {
+		return
+	}
+	for _, name := range b.opts.Cgroups.Groups() {
+		id, ok := strings.CutPrefix(name, "build-")
+		if !ok {
+			continue
+		}
+		if e := b.builds[id]; e != nil && !Final(e.b.State) {
+			continue
+		}
+		g, err := b.opts.Cgroups.Load(name)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err = g.Remove(ctx)
+			cancel()
+		}
+		if err != nil {
+			b.log.Warn("remove the cgroup a killed daemon left", "cgroup", name, "err", err)
+			continue
+		}
+		b.log.Info("removed the cgroup a killed daemon left", "cgroup", name)
+	}
 }

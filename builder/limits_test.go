@@ -10,6 +10,7 @@ import (
 	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/internal/procs"
+	"github.com/thinroot/thinroot/internal/testguard"
 )
 
 // testCgroups opens a cgroup parent of the test's own, removed (and
@@ -112,4 +113,32 @@ func TestLimitsOnlyRootRaises(t *testing.T) {
 	}
 	w.b.Cancel(b.ID, 0)
 	w.b.WaitFor(context.Background(), b.ID)
+}
+
+// A daemon killed mid-build leaves its builds' cgroups; the next one
+// removes those of builds that are over, and leaves another live
+// daemon's.
+func TestLeftCgroupsRemovedAtStart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("cgroups need root")
+	}
+	w0 := newWorld(t, 1)
+	for _, name := range []string{"build-gone1", "build-gone2", "other"} {
+		if _, err := w0.cg.New(name, builder.Limits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &world{f: w0.f, info: w0.info, cg: w0.cg}
+	w.start(t, 1)
+	left := w.cg.Groups()
+	if len(left) != 1 || left[0] != "other" {
+		t.Fatalf("groups after start: %v, want only other", left)
+	}
+	g, err := w.cg.Load("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Remove(testguard.Context(t)); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -287,6 +287,24 @@ func (m *Manager) New(name string, l Limits) (*Group, error) {
 	return g, nil
 }
 
+// Load opens an existing group by name, as it is, to read or remove it.
+func (m *Manager) Load(name string) (*Group, error) {
+	if name == "" || strings.ContainsAny(name, "/.") {
+		return nil, fmt.Errorf("cgroup name %q must be plain", name)
+	}
+	g := &Group{Name: name, v2: m.v2, dirs: map[string]string{}}
+	for c, d := range m.dirs {
+		dir := filepath.Join(d, name)
+		if _, err := os.Stat(dir); err == nil {
+			g.dirs[c] = dir
+		}
+	}
+	if len(g.dirs) == 0 {
+		return nil, fmt.Errorf("no cgroup %s: %w", name, os.ErrNotExist)
+	}
+	return g, nil
+}
+
 func (g *Group) dir(c string) string {
 	if g.v2 {
 		return g.dirs[""]
