@@ -41,13 +41,14 @@ func testCgroups(t *testing.T) *cgroup.Manager {
 }
 
 // A build that allocates past its memory limit fails for that reason,
-// and one that forks without end stops at its pids limit, while a third
-// build on the same daemon succeeds; none leaves a process or a cgroup.
+// one that forks without end stops at its pids limit and one that spins
+// gets its share of CPU, while another build on the same daemon
+// succeeds; none leaves a process or a cgroup.
 func TestLimitsMemoryHogAndForkBomb(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("cgroups need root")
 	}
-	w := newWorld(t, 3)
+	w := newWorld(t, 4)
 	w.f.Init(0)
 	hog := w.submit(t, builder.Request{
 		Command: []string{"/bin/sh", "-c", `echo started; awk 'BEGIN { s = "0123456789abcdef"; while (1) s = s s }'`},
@@ -55,6 +56,9 @@ func TestLimitsMemoryHogAndForkBomb(t *testing.T) {
 	bomb := w.submit(t, builder.Request{
 		Command: []string{"/bin/sh", "-c", `f() { f | f & }; f; sleep 4; echo survived`},
 		Limits:  builder.Limits{PidsMax: 48, CPUs: 0.5}, Timeout: builder.Duration(20 * time.Second)})
+	spin := w.submit(t, builder.Request{
+		Command: []string{"/bin/sh", "-c", `echo started; while :; do :; done`},
+		Limits:  builder.Limits{CPUs: 0.2}, Timeout: builder.Duration(3 * time.Second)})
 	good := w.submit(t, builder.Request{Source: w.src})
 
 	g := w.wait(t, good.ID)
@@ -85,8 +89,16 @@ func TestLimitsMemoryHogAndForkBomb(t *testing.T) {
 	if bb.Limits.PidsMax != 48 || bb.Limits.CPUs != 0.5 {
 		t.Fatalf("limits on record: %+v", bb.Limits)
 	}
+	// A spinner held to a fifth of a CPU, stopped by its timeout with
+	// nothing left running.
+	sp := w.wait(t, spin.ID)
+	t.Logf("CPU spinner: %s; usage %+v", sp.State, *sp.Usage)
+	if sp.State != builder.StateTimedOut || sp.Usage.CPUSeconds > 0.2*3+0.5 {
+		t.Fatalf("the CPU spinner: %s, usage %+v (limit 0.2 CPUs for 3 s)", sp.State, *sp.Usage)
+	}
 	assertGone(t, w, hog.ID, h.Workdir)
 	assertGone(t, w, bomb.ID, bb.Workdir)
+	assertGone(t, w, spin.ID, sp.Workdir)
 	if n := len(procs.Marked("THINROOT_BUILD_ID=" + bomb.ID)); n != 0 {
 		t.Fatalf("%d processes of the fork bomb are left", n)
 	}
