@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -141,5 +143,43 @@ func TestGroupOnCgroupV2(t *testing.T) {
 	}
 	if left := m.Groups(); len(left) != 0 {
 		t.Fatalf("groups left: %v", left)
+	}
+
+	// As a service with Delegate=yes: the daemon's own group is not the
+	// root, so it moves to a leaf of its own before its group can hand
+	// out controllers to the builds' parent.
+	svc := filepath.Join(Root, fmt.Sprintf("svc-%d", os.Getpid()))
+	if err := os.Mkdir(svc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(p, v string) {
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(Root, "cgroup.subtree_control"), "+memory +pids +cpu")
+	write(filepath.Join(svc, "cgroup.procs"), "0")
+	defer func() {
+		write(filepath.Join(Root, "cgroup.procs"), "0")
+		os.Remove(filepath.Join(svc, "daemon"))
+		os.Remove(svc)
+	}()
+	m2, err := Open(TestParent())
+	if err != nil {
+		t.Fatalf("open under a service's group: %v", err)
+	}
+	own, _ := os.ReadFile("/proc/self/cgroup")
+	if !strings.Contains(string(own), filepath.Base(svc)+"/daemon") {
+		t.Fatalf("the process did not move to its group's daemon leaf: %s", own)
+	}
+	g, err := m2.New("g", Limits{PidsMax: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Remove(); err != nil {
+		t.Fatal(err)
 	}
 }
