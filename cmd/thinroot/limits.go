@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 
 	"github.com/thinroot/thinroot/builder"
@@ -129,4 +131,19 @@ func shellGroup(ctx context.Context, l builder.Limits, log *slog.Logger) (contex
 			log.Warn("remove the shell's cgroup", "err", err)
 		}
 	}, nil
+}
+
+// limitsLine shows limits as the config's keys: memory_max 2.0 GiB, ...
+func limitsLine(l builder.Limits) string {
+	var parts []string
+	if l.MemoryMax > 0 {
+		parts = append(parts, "memory_max "+humanize.IBytes(uint64(l.MemoryMax)))
+	}
+	if l.PidsMax > 0 {
+		parts = append(parts, fmt.Sprintf("pids_max %d", l.PidsMax))
+	}
+	if l.CPUs > 0 {
+		parts = append(parts, "cpus "+fmtNum(l.CPUs))
+	}
+	return strings.Join(parts, ", ")
 }
