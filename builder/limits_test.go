@@ -51,7 +51,7 @@ func TestLimitsMemoryHogAndForkBomb(t *testing.T) {
 	w := newWorld(t, 4)
 	w.f.Init(0)
 	hog := w.submit(t, builder.Request{
-		Command: []string{"/bin/sh", "-c", `echo started; awk 'BEGIN { s = "0123456789abcdef"; while (1) s = s s }'`},
+		Command: []string{"/bin/sh", "-c", `echo started; awk 'BEGIN { s = "0123456789abcdef"; while (length(s) < 512 * 1024 * 1024) s = s s }'`},
 		Limits:  builder.Limits{MemoryMax: 64 << 20}})
 	bomb := w.submit(t, builder.Request{
 		Command: []string{"/bin/sh", "-c", `f() { f | f & }; f; sleep 4; echo survived`},
@@ -152,5 +152,27 @@ func TestLeftCgroupsRemovedAtStart(t *testing.T) {
 	}
 	if err := g.Remove(testguard.Context(t)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A bootstrap killed at the build's memory limit fails the build for that
+// reason, not as thinroot's own error.
+func TestLimitsBootstrapOutOfMemory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("cgroups need root")
+	}
+	w := newWorld(t, 1)
+	w.f.Config.Bootstrap = []string{"/bin/sh", "-c", `awk 'BEGIN { s = "0123456789abcdef"; while (length(s) < 512 * 1024 * 1024) s = s s }'`}
+	if err := w.f.M.AddConfig(w.f.Config); err != nil {
+		t.Fatal(err)
+	}
+	b := w.submit(t, builder.Request{Command: []string{"/bin/true"}, Limits: builder.Limits{MemoryMax: 64 << 20}})
+	fin := w.wait(t, b.ID)
+	if fin.State != builder.StateFailed || !strings.HasPrefix(fin.Error, "out of memory (limit 64 MiB, peak ") || !fin.Bootstrapped {
+		t.Fatalf("a bootstrap over the memory limit: %s: %s (bootstrapped %v, usage %+v)\n%s", fin.State, fin.Error, fin.Bootstrapped, fin.Usage, readLog(t, w, b.ID))
+	}
+	t.Logf("bootstrap out of memory: %s", fin.Error)
+	if left := w.cg.Groups(); len(left) != 0 {
+		t.Fatalf("cgroups left: %v", left)
 	}
 }

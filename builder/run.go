@@ -46,7 +46,13 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		if bg != nil {
 			usage = bg.close(b, id)
 		}
-		b.setState(e, state, func(r *Build) { r.Error, r.Usage = err.Error(), usage })
+		msg := err.Error()
+		if oom := oomText(e.b.Limits, usage); oom != "" && state == StateError {
+			// The bootstrap or the package manager was killed at the
+			// memory limit: that is why it failed.
+			state, msg = StateFailed, oom+": "+msg
+		}
+		b.setState(e, state, func(r *Build) { r.Error, r.Usage = msg, usage })
 	}
 	b.update(e, func(r *Build) { r.Started = time.Now().UTC() })
 	defer e.log.close()

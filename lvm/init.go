@@ -237,8 +237,11 @@ func runBootstrap(ctx context.Context, c *Config, root string, out io.Writer) er
 	return nil
 }
 
-// startInGroup starts cmd in the cgroup of ctx (a build's), if any: on
-// cgroup v2 the kernel starts it there; on v1 it moves there at once.
+// startInGroup starts cmd in the cgroup of ctx (a build's), if any,
+// before it can fork: on cgroup v2 the kernel starts it there
+// (CLONE_INTO_CGROUP); on v1 a shell joins the group and then execs it
+// (a process moved after it started would leave its children behind, out
+// of the build's limits).
 func startInGroup(ctx context.Context, cmd *exec.Cmd) error {
 	g := cgroup.FromContext(ctx)
 	if g == nil {
@@ -249,13 +252,12 @@ func startInGroup(ctx context.Context, cmd *exec.Cmd) error {
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
 		return cmd.Start()
 	}
-	if err := cmd.Start(); err != nil {
-		return err
+	if cmd.Err != nil {
+		return cmd.Err
 	}
-	if err := g.Add(cmd.Process.Pid); err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return err
-	}
-	return nil
+	const join = `for p in $THINROOT_CGROUP_PROCS; do echo 0 > "$p" || exit 125; done; unset THINROOT_CGROUP_PROCS; exec "$@"`
+	cmd.Args = append([]string{"/bin/sh", "-c", join, "thinroot-bootstrap", cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = "/bin/sh"
+	cmd.Env = append(cmd.Env, "THINROOT_CGROUP_PROCS="+strings.Join(g.Procs(), " "))
+	return cmd.Start()
 }

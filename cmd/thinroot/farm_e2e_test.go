@@ -24,7 +24,7 @@ func TestFarmHostFromTheCLI(t *testing.T) {
 	e.serveArgs = []string{"--pids-max", "512", "--metrics-listen", addr}
 	e.serve()
 
-	r := e.x("build", "busybox", "--memory-max", "64M", "--", "/bin/sh", "-c", `awk 'BEGIN { s = "0123456789abcdef"; while (1) s = s s }'`)
+	r := e.x("build", "busybox", "--memory-max", "64M", "--", "/bin/sh", "-c", `awk 'BEGIN { s = "0123456789abcdef"; while (length(s) < 512 * 1024 * 1024) s = s s }'`)
 	if r.code == 0 || !strings.Contains(r.err, "failed: out of memory (limit 64 MiB, peak ") {
 		t.Fatalf("a memory hog through the CLI: %s", r)
 	}

@@ -131,7 +131,7 @@ func TestGroupOnCgroupV2(t *testing.T) {
 		}
 		return u
 	}
-	u := run("hog", Limits{MemoryMax: 32 << 20}, `awk 'BEGIN { s = "0123456789abcdef"; while (1) s = s s }'`)
+	u := run("hog", Limits{MemoryMax: 32 << 20}, `awk 'BEGIN { s = "0123456789abcdef"; while (length(s) < 512 * 1024 * 1024) s = s s }'`)
 	t.Logf("memory hog on v2: %+v", u)
 	if u.OOMKills == 0 || u.MemoryPeak > 32<<20 {
 		t.Fatalf("memory hog on v2: %+v", u)
