@@ -67,7 +67,7 @@ test-vm:
 	$(GO) test -c -tags $(TEST_TAGS) -o _out/builder.test ./builder
 	testdata/vm/run --disk-size 8G --timeout 1800 -- -C lvm/lvm2 $(CURDIR)/_out/lvm2.test -test.v -test.timeout 28m \
 		--- -C internal/cgroup $(CURDIR)/_out/cgroup.test -test.v -test.run TestGroupOnCgroupV2 -test.timeout 5m \
-		--- -C builder $(CURDIR)/_out/builder.test -test.v -test.run TestLimitsMemoryHogAndForkBomb -test.timeout 5m
+		--- -C builder $(CURDIR)/_out/builder.test -test.v -test.run 'TestLimitsMemoryHogAndForkBomb|TestLimitsBootstrapOutOfMemory' -test.timeout 8m
 
 # The fault suite alone (it also runs in `make test`): crash points, the
 # FUSE server killed, a full pool, races, bad input, security; file backend.
