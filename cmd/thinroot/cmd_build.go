@@ -38,7 +38,7 @@ var cmdBuild = &command{
 		fs.Var(&durationValue{allowZero: "no limit"}, "timeout", "stop the build after this long: 90s, 30m, 2h (0: no limit); it then exits 11")
 		fs.Bool("detach", false, "print the build id and return without waiting (then: thinroot logs -f, thinroot wait)")
 		rpmBuildFlags(fs)
-		limitFlags("the build")(fs)
+		limitFlags("the build", "; only root may raise the config's")(fs)
 	},
 	run: runBuild,
 }

@@ -41,7 +41,7 @@ var cmdServe = &command{
 		fs.String("mount", DefaultMount, "where to mount the tree")
 		fs.String("socket", envOr("THINROOT_SOCKET", DefaultSocket), "the API's unix socket [$THINROOT_SOCKET]")
 		fs.VarP(&countValue{min: 1, def: "the number of CPUs"}, "jobs", "j", "builds running at once, 1 or more (default: the number of CPUs)")
-		limitFlags("each build, unless its config or request says otherwise")(fs)
+		limitFlags("each build", ", unless its config or request sets one")(fs)
 		fs.String("cgroup-parent", "thinroot", "the cgroup, under the daemon's own, that holds the builds' cgroups")
 		retentionFlags(fs)
 		fs.String("metrics-listen", "", "also serve /metrics (Prometheus) on this TCP address: :9464, 127.0.0.1:9464 (it is always on the socket)")

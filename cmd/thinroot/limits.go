@@ -18,12 +18,13 @@ import (
 )
 
 // limitFlags are the resource limits of a build (thinroot build) or the
-// host's defaults (thinroot serve), by the names of the config's keys.
-func limitFlags(what string) func(fs *pflag.FlagSet) {
+// host's defaults (thinroot serve), by the names of the config's keys;
+// note ends each flag's usage.
+func limitFlags(what, note string) func(fs *pflag.FlagSet) {
 	return func(fs *pflag.FlagSet) {
-		fs.Var(&limitSize{}, "memory-max", "memory limit of "+what+" (its cgroup): 2G, 512M; over it the build fails: out of memory")
-		fs.Var(&countValue{min: 1, def: "no limit"}, "pids-max", "most processes and threads "+what+" may have at once")
-		fs.Var(&cpusValue{}, "cpus", "CPU time of "+what+" per second, in CPUs: 1.5")
+		fs.Var(&limitSize{}, "memory-max", "memory limit of "+what+" (2G, 512M); over it the build fails: out of memory"+note)
+		fs.Var(&countValue{min: 1, def: "no limit"}, "pids-max", "most processes and threads of "+what+" at once"+note)
+		fs.Var(&cpusValue{}, "cpus", "CPU time of "+what+" per second, in CPUs (1.5)"+note)
 	}
 }
 
