@@ -42,7 +42,7 @@ var cmdServe = &command{
 		fs.String("socket", envOr("THINROOT_SOCKET", DefaultSocket), "the API's unix socket [$THINROOT_SOCKET]")
 		fs.VarP(&countValue{min: 1, def: "the number of CPUs"}, "jobs", "j", "builds running at once, 1 or more (default: the number of CPUs)")
 		limitFlags("each build", ", unless its config or request sets one")(fs)
-		fs.String("cgroup-parent", "thinroot", "the cgroup, under the daemon's own, that holds the builds' cgroups")
+		fs.String("cgroup-parent", envOr("THINROOT_CGROUP_PARENT", "thinroot"), "the cgroup, under the daemon's own, that holds the builds' cgroups [$THINROOT_CGROUP_PARENT]")
 		retentionFlags(fs)
 		fs.String("metrics-listen", "", "also serve /metrics (Prometheus) on this TCP address: :9464, 127.0.0.1:9464 (it is always on the socket)")
 	},

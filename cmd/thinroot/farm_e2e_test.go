@@ -47,7 +47,7 @@ func TestFarmHostFromTheCLI(t *testing.T) {
 		t.Fatalf("builds ID:\n%s", out)
 	}
 	// A shell or chroot runs in a cgroup of its own.
-	if out := e.ok("chroot", "busybox", "--", "/bin/cat", "/proc/self/cgroup"); !strings.Contains(out, "/thinroot/shell-") {
+	if out := e.ok("chroot", "busybox", "--", "/bin/cat", "/proc/self/cgroup"); !strings.Contains(out, "/"+e.cgroupParent+"/shell-") {
 		t.Fatalf("chroot's cgroups:\n%s", out)
 	}
 

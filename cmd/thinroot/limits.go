@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -113,7 +114,7 @@ func shellGroup(ctx context.Context, l builder.Limits, log *slog.Logger) (contex
 	if l.IsZero() && cgroup.Unified() {
 		return ctx, func() {}, nil
 	}
-	m, err := cgroup.Open("")
+	m, err := cgroup.Open(envOr("THINROOT_CGROUP_PARENT", "thinroot"))
 	if err != nil {
 		if !l.IsZero() {
 			return ctx, nil, fmt.Errorf("the config sets limits (memory_max, pids_max, cpus) but %w", err)
@@ -121,6 +122,7 @@ func shellGroup(ctx context.Context, l builder.Limits, log *slog.Logger) (contex
 		log.Debug("no cgroup for the shell", "err", err)
 		return ctx, func() {}, nil
 	}
+	sweepShellGroups(m, log)
 	g, err := m.New(fmt.Sprintf("shell-%d", os.Getpid()), l)
 	if err != nil {
 		return ctx, nil, err
@@ -131,6 +133,9 @@ func shellGroup(ctx context.Context, l builder.Limits, log *slog.Logger) (contex
 		if err := g.Remove(rctx); err != nil {
 			log.Warn("remove the shell's cgroup", "err", err)
 		}
+		// The parent goes too when nothing else (a daemon's builds,
+		// another shell) is in it.
+		m.Remove()
 	}, nil
 }
 
@@ -147,4 +152,24 @@ func limitsLine(l builder.Limits) string {
 		parts = append(parts, "cpus "+fmtNum(l.CPUs))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// sweepShellGroups removes the cgroups of shells whose process is gone
+// (killed before it could remove its own).
+func sweepShellGroups(m *cgroup.Manager, log *slog.Logger) {
+	for _, name := range m.Groups() {
+		pid, err := strconv.Atoi(strings.TrimPrefix(name, "shell-"))
+		if err != nil || !strings.HasPrefix(name, "shell-") || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		g, err := m.Load(name)
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := g.Remove(ctx); err != nil {
+			log.Warn("remove the cgroup of a shell that is gone", "cgroup", name, "err", err)
+		}
+		cancel()
+	}
 }
