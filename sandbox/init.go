@@ -13,12 +13,17 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/internal/mount"
 )
 
 // runInit is the sandbox's pid 1: set up the root, run the command as the
 // build user, reap orphans, and return the command's exit status.
 func runInit(spec Spec) int {
+	// First of all, before anything can fork: the build's cgroup.
+	if err := cgroup.Join(spec.Cgroup); err != nil {
+		fatal("%v", err)
+	}
 	if err := setupRoot(spec); err != nil {
 		fatal("%v", err)
 	}
