@@ -317,7 +317,7 @@ func newID() string {
 }
 
 // Submit validates a request and queues it. owner is the caller's uid.
-// It is long because it checks a request against each of its limits in
+// It is long because it checks a request against each of its rules in
 // turn, each with its own message, before anything is queued.
 func (b *Builder) Submit(req Request, owner int) (Build, error) {
 	if req.Config == "" {
