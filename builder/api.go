@@ -97,6 +97,12 @@ type Server struct {
 	Stats func() any
 	// Configs, if set, answers GET /v1/configs.
 	Configs func() any
+	// Metrics, if set, answers GET /metrics (Prometheus's text format).
+	Metrics http.Handler
+	// Volumes, if set, runs a volume command (POST /v1/volumes) for a
+	// caller; it decides who may run what, and returns ErrForbidden or
+	// ErrBadRequest to refuse.
+	Volumes func(ctx context.Context, cr Cred, argv []string) (VolumeResult, error)
 	Log     *slog.Logger
 }
 
@@ -111,8 +117,11 @@ var Routes = []string{
 	"GET /v1/builds/{id}/events",
 	"GET /v1/builds/{id}/wait",
 	"POST /v1/builds/{id}/cancel",
+	"POST /v1/builds/prune",
+	"POST /v1/volumes",
 	"GET /v1/pools",
 	"GET /v1/configs",
+	"GET /metrics",
 }
 
 // Handler returns the API's routes.
@@ -125,12 +134,21 @@ func (s *Server) Handler() http.Handler {
 		"GET /v1/builds/{id}/events":  s.events,
 		"GET /v1/builds/{id}/wait":    s.wait,
 		"POST /v1/builds/{id}/cancel": s.cancel,
+		"POST /v1/builds/prune":       s.prune,
+		"POST /v1/volumes":            s.volumes,
 		"GET /v1/pools": func(w http.ResponseWriter, r *http.Request) {
 			if s.Stats == nil {
 				writeJSON(w, http.StatusOK, []any{})
 				return
 			}
 			writeJSON(w, http.StatusOK, s.Stats())
+		},
+		"GET /metrics": func(w http.ResponseWriter, r *http.Request) {
+			if s.Metrics == nil {
+				http.NotFound(w, r)
+				return
+			}
+			s.Metrics.ServeHTTP(w, r)
 		},
 		"GET /v1/configs": func(w http.ResponseWriter, r *http.Request) {
 			if s.Configs == nil {
@@ -150,7 +168,7 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// Serve listens on a unix socket at path (mode 0660, group gid) until
+// Serve listens on a unix socket at path (mode 0666, group gid) until
 // ctx ends.
 func (s *Server) Serve(ctx context.Context, path string) error {
 	ln, err := Listen(path, s.GID)
@@ -185,7 +203,9 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 }
 
 // Listen makes the socket: a stale one (nobody answering) is replaced, a
-// live one is refused; the mode is 0660 with group gid.
+// live one is refused; the mode is 0666 with group gid: everyone may
+// connect and read, and what a caller may change is decided by its
+// SO_PEERCRED credentials, never by the socket's mode.
 func Listen(path string, gid int) (*net.UnixListener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
@@ -206,7 +226,7 @@ func Listen(path string, gid int) (*net.UnixListener, error) {
 		ln.Close()
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o660); err != nil {
+	if err := os.Chmod(path, 0o666); err != nil {
 		ln.Close()
 		return nil, err
 	}
@@ -319,6 +339,70 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, b)
+}
+
+// prune removes the finished builds a retention (the body) does not keep.
+func (s *Server) prune(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.mayChange(w, r); !ok {
+		return
+	}
+	var ret Retention
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ret); err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%w: request body: %v", ErrBadRequest, err))
+		return
+	}
+	if ret.IsZero() {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%w: say what to prune: max_age, max_count or max_bytes", ErrBadRequest))
+		return
+	}
+	out, err := s.B.Prune(r.Context(), ret)
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	if out == nil {
+		out = []Pruned{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// VolumeCommand is a volume command a caller asks the daemon to run: the
+// CLI's words and arguments after "thinroot".
+type VolumeCommand struct {
+	Argv []string `json:"argv"`
+}
+
+// VolumeResult is how it went: what the CLI printed and its exit status.
+type VolumeResult struct {
+	ExitCode int    `json:"exit_code"`
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+}
+
+func (s *Server) volumes(w http.ResponseWriter, r *http.Request) {
+	cr, ok := CredFrom(r.Context())
+	if !ok {
+		cr = Cred{UID: -1, GID: -1}
+	}
+	if s.Volumes == nil {
+		writeErr(w, http.StatusNotFound, errors.New("this daemon runs no volume commands"))
+		return
+	}
+	var vc VolumeCommand
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&vc); err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%w: request body: %v", ErrBadRequest, err))
+		return
+	}
+	res, err := s.Volumes(r.Context(), cr, vc.Argv)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) show(w http.ResponseWriter, r *http.Request) {

@@ -48,3 +48,23 @@ func TestNoIdentityIsNobody(t *testing.T) {
 		t.Fatalf("cancel without an identity: %d, want 403", rec.Code)
 	}
 }
+
+// Pruning removes other people's records: nobody and callers outside the
+// group may not; a member may, and must say what to prune.
+func TestPruneNeedsTheGroup(t *testing.T) {
+	s, _ := testServer(t)
+	body := []byte(`{"max_count": 5}`)
+	if rec := post(s.Handler(), nil, "/v1/builds/prune", body); rec.Code != http.StatusForbidden {
+		t.Fatalf("prune without an identity: %d, want 403", rec.Code)
+	}
+	if rec := post(s.Handler(), &Cred{UID: 1234, GID: 1234}, "/v1/builds/prune", body); rec.Code != http.StatusForbidden {
+		t.Fatalf("prune by a stranger: %d, want 403", rec.Code)
+	}
+	member := &Cred{UID: 1234, GID: 1234, Groups: []int{fuzzGID}}
+	if rec := post(s.Handler(), member, "/v1/builds/prune", []byte(`{}`)); rec.Code != http.StatusBadRequest {
+		t.Fatalf("prune of nothing: %d, want 400", rec.Code)
+	}
+	if rec := post(s.Handler(), member, "/v1/builds/prune", body); rec.Code != http.StatusOK || rec.Body.String() != "[]\n" {
+		t.Fatalf("prune by a member: %d %q", rec.Code, rec.Body)
+	}
+}

@@ -19,6 +19,8 @@ type Request struct {
 	Network   bool     `json:"network,omitempty"`
 	Timeout   Duration `json:"timeout,omitempty"`
 	Command   []string `json:"command,omitempty"` // default: the config's build command
+	// Limits lower (or, for root, raise) the config's and the host's.
+	Limits Limits `json:"limits,omitzero"`
 	// RPMRequest makes it an RPM build (srpm, or spec and sources).
 	RPMRequest
 	// InPlace and ResultDir come only from a caller in the same process
@@ -83,6 +85,10 @@ type Build struct {
 	Error    string `json:"error,omitempty"`
 	// RPM is set on RPM builds.
 	RPM *RPMRecord `json:"rpm,omitempty"`
+	// Limits are the build's resource limits in force; Usage what its
+	// cgroup used (bootstrap included), once it ended.
+	Limits Limits `json:"limits,omitzero"`
+	Usage  *Usage `json:"usage,omitempty"`
 }
 
 // ExitTimedOut is the exit status recorded for a build that ran over its

@@ -17,8 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/internal/fsutil"
 	"github.com/thinroot/thinroot/lvm"
+	"github.com/thinroot/thinroot/metrics"
 	"github.com/thinroot/thinroot/rpmroot"
 )
 
@@ -40,6 +42,9 @@ type ConfigInfo struct {
 	Env []string
 	// RPM is how the config builds RPMs (nil when it cannot).
 	RPM *rpmroot.Config
+	// Limits are the config's resource limits (config_opts['thinroot']
+	// memory_max, pids_max, cpus), over the daemon's.
+	Limits Limits
 }
 
 // Options configure a Builder.
@@ -51,6 +56,15 @@ type Options struct {
 	// error) refuses the request.
 	Resolve func(root string) (ConfigInfo, error)
 	Log     *slog.Logger
+	// Limits are the host's default resource limits of a build.
+	Limits Limits
+	// Cgroups makes each build's cgroup; nil runs builds without one
+	// (and refuses builds with limits).
+	Cgroups *cgroup.Manager
+	// Retention is which finished builds the daemon keeps (retention.go).
+	Retention Retention
+	// Metrics, if set, counts and times builds.
+	Metrics *metrics.Metrics
 	// KeepInterrupted leaves the workdirs of interrupted builds in place:
 	// mock's roots outlive the process that built in them.
 	KeepInterrupted bool
@@ -94,6 +108,7 @@ type Builder struct {
 	wake    chan struct{}
 	changed chan struct{} // closed and replaced on every change
 	wg      sync.WaitGroup
+	pruneMu sync.Mutex // one Prune at a time
 }
 
 type entry struct {
@@ -155,6 +170,7 @@ func New(ctx context.Context, opts Options) (*Builder, error) {
 		}
 		b.builds[rec.ID] = e
 	}
+	b.sweepGroups()
 	return b, nil
 }
 
@@ -233,6 +249,13 @@ func (b *Builder) Start(ctx context.Context) {
 		defer b.wg.Done()
 		b.dispatch(ctx)
 	}()
+	if !b.opts.Retention.IsZero() {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.retain(ctx)
+		}()
+	}
 }
 
 // Wait waits for the dispatcher and every running build to end.
@@ -297,6 +320,8 @@ func newID() string {
 }
 
 // Submit validates a request and queues it. owner is the caller's uid.
+// It is long because it checks a request against each of its rules in
+// turn, each with its own message, before anything is queued.
 func (b *Builder) Submit(req Request, owner int) (Build, error) {
 	if req.Config == "" {
 		return Build{}, fmt.Errorf("%w: no config", ErrBadRequest)
@@ -339,6 +364,10 @@ func (b *Builder) Submit(req Request, owner int) (Build, error) {
 			return Build{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 		}
 	}
+	limits, err := b.limitsFor(info, req, owner)
+	if err != nil {
+		return Build{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
 	uid, gid := buildUser(info, owner)
 	if req.IsRPM() {
 		// mock's build user: the caller's uid (root's builds: the
@@ -349,7 +378,7 @@ func (b *Builder) Submit(req Request, owner int) (Build, error) {
 		gid = info.RPM.GID
 	}
 	rec := Build{ID: id, Request: req, State: StateQueued, Submitted: time.Now().UTC(), Owner: owner,
-		BuildUID: uid, BuildGID: gid, UniqueExt: ext}
+		BuildUID: uid, BuildGID: gid, UniqueExt: ext, Limits: limits}
 	rec.Phases = []Phase{{State: StateQueued, At: rec.Submitted}}
 	if err := os.MkdirAll(b.buildDir(id), 0o755); err != nil {
 		return Build{}, err
@@ -474,6 +503,11 @@ func (b *Builder) commit(e *entry, mutate func(*Build)) Build {
 	mutate(&rec)
 	if err := b.save(&rec); err != nil {
 		b.log.Error("save build record", "build", rec.ID, "err", err)
+	}
+	// The metrics count a build the moment it is final, before anyone
+	// can see it so.
+	if Final(rec.State) && !Final(e.b.State) {
+		b.observe(rec)
 	}
 	b.mu.Lock()
 	e.b = rec

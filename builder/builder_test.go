@@ -18,11 +18,13 @@ import (
 	"time"
 
 	"github.com/thinroot/thinroot/builder"
+	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/internal/procs"
 	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
+	"github.com/thinroot/thinroot/metrics"
 	"github.com/thinroot/thinroot/rpmroot"
 	"github.com/thinroot/thinroot/sandbox"
 )
@@ -38,11 +40,14 @@ func TestMain(m *testing.M) {
 
 // world is a builder over a fresh fixture (pool, basedir, state dir).
 type world struct {
-	f      *lvmtest.Fixture
-	b      *builder.Builder
-	cancel context.CancelFunc
-	info   builder.ConfigInfo
-	src    string
+	f       *lvmtest.Fixture
+	b       *builder.Builder
+	cancel  context.CancelFunc
+	info    builder.ConfigInfo
+	src     string
+	cg      *cgroup.Manager
+	limits  builder.Limits
+	metrics *metrics.Metrics
 }
 
 const artifactScript = `set -e; echo "building $THINROOT_BUILD_ID as $(id -u)"; tr a-z A-Z < "$SOURCE/input" > "$RESULTS/artifact.txt"; echo done`
@@ -60,8 +65,12 @@ func newWorld(t *testing.T, jobs int) *world {
 func (w *world) start(t *testing.T, jobs int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	if w.cg == nil {
+		w.cg = testCgroups(t)
+	}
 	b, err := builder.New(ctx, builder.Options{
 		StateDir: w.f.StateDir, Jobs: jobs, Manager: w.f.M, Log: w.f.Log,
+		Cgroups: w.cg, Limits: w.limits, Metrics: w.metrics,
 		Resolve: func(root string) (builder.ConfigInfo, error) {
 			if root != w.info.Root {
 				return builder.ConfigInfo{}, fmt.Errorf("unknown config %s", root)
@@ -161,6 +170,9 @@ func TestEightParallelBuildsBootstrapOnce(t *testing.T) {
 	if data, _ := os.ReadFile(counter); strings.Count(string(data), "x") != 1 {
 		t.Fatalf("bootstrap ran %d times", strings.Count(string(data), "x"))
 	}
+	if w.cg != nil && len(w.cg.Groups()) != 0 {
+		t.Fatalf("cgroups left after the builds: %v", w.cg.Groups())
+	}
 	st, _ := w.f.M.Refresh(context.Background())
 	if _, cs := st.Config(w.f.Root); len(cs.Workdirs) != 0 {
 		t.Fatalf("workdirs left after the builds: %+v", cs.Workdirs)
@@ -213,8 +225,8 @@ func TestFailingBuildThroughAPI(t *testing.T) {
 	defer cancel()
 	go srv.Serve(ctx, sock)
 	lvmtest.WaitFor(t, 5*time.Second, "the socket", func() bool { _, err := os.Stat(sock); return err == nil })
-	if fi, _ := os.Stat(sock); fi.Mode().Perm() != 0o660 {
-		t.Fatalf("socket mode %v, want 0660", fi.Mode().Perm())
+	if fi, _ := os.Stat(sock); fi.Mode().Perm() != 0o666 {
+		t.Fatalf("socket mode %v, want 0666", fi.Mode().Perm())
 	}
 	c := builder.NewClient(sock)
 	b, err := c.Submit(ctx, builder.Request{Config: w.f.Root, Command: []string{"/bin/sh", "-c", "for i in 1 2 3; do echo line $i; done; echo to-stderr >&2; exit 3"}})
@@ -339,10 +351,22 @@ func assertGone(t *testing.T, w *world, id, root string) {
 	lvmtest.WaitFor(t, 10*time.Second, "the build's processes to die", func() bool {
 		return len(procs.Marked("THINROOT_BUILD_ID="+id)) == 0
 	})
+	if w.cg != nil {
+		for _, g := range w.cg.Groups() {
+			if g == "build-"+id {
+				t.Fatalf("the cgroup of build %s is left behind", id)
+			}
+		}
+	}
 	table, _ := mount.Table()
 	for _, e := range table {
 		if strings.HasPrefix(e.Mountpoint, root) {
 			t.Fatalf("mount left behind: %s", e.Mountpoint)
+		}
+	}
+	for _, g := range w.cg.Groups() {
+		if g == "build-"+id {
+			t.Fatalf("the cgroup of build %s is left behind", id)
 		}
 	}
 	st, _ := w.f.M.Refresh(context.Background())

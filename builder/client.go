@@ -100,6 +100,20 @@ func (c *Client) Cancel(ctx context.Context, id string) (Build, error) {
 	return b, err
 }
 
+// Volume runs a volume command in the daemon (POST /v1/volumes).
+func (c *Client) Volume(ctx context.Context, argv []string) (VolumeResult, error) {
+	var out VolumeResult
+	err := c.do(ctx, http.MethodPost, "/v1/volumes", VolumeCommand{Argv: argv}, &out)
+	return out, err
+}
+
+// Prune removes the finished builds that r does not keep.
+func (c *Client) Prune(ctx context.Context, r Retention) ([]Pruned, error) {
+	var out []Pruned
+	err := c.do(ctx, http.MethodPost, "/v1/builds/prune", r, &out)
+	return out, err
+}
+
 // Events follows a build, calling fn for each event until the end event
 // (returned) or ctx ends.
 func (c *Client) Events(ctx context.Context, id string, fn func(Event)) (Build, error) {

@@ -435,6 +435,8 @@ func (j *rpmJob) collect(resultDir string) error {
 // round's set is installed by the package manager and snapshotted, or
 // cloned from the snapshot an earlier build made for the same key. It
 // returns the spec's path inside the root and the rebuilt SRPM (host).
+// It is long because the rounds share the job's state and read best in
+// the order mock runs them.
 func (j *rpmJob) buildRequires(srpm string) (spec, rebuilt string, code int, err error) {
 	logs := j.logs
 	if err := j.freshScratch(); err != nil {
@@ -560,6 +562,8 @@ func (j *rpmJob) startRounds() error {
 // round gets one set of requested BuildRequires into the workdir and
 // tells whether the rounds are done: the set asks for nothing the round
 // before did not install, or the snapshot cloned says the same.
+// It is long because a round's three outcomes (a snapshot hit, an install,
+// nothing new) share its key and log lines.
 func (j *rpmJob) round(phase string, requires []string, file string, first bool) (bool, error) {
 	logs := j.logs
 	reqs := builddeps.SortedSet(requires)

@@ -212,8 +212,8 @@ func TestRPMRebuildAndBuilddepSnapshots(t *testing.T) {
 			t.Errorf("%s is not named by its header (%s)", filepath.Base(p), want)
 		}
 		if fi, err := os.Stat(p); err == nil {
-			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1000 || st.Gid != 135 {
-				t.Errorf("%s belongs to %d:%d, want the build user's 1000:135", filepath.Base(p), st.Uid, st.Gid)
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 135 {
+				t.Errorf("%s belongs to %d:%d, want the submitter's uid and the mock group, 0:135", filepath.Base(p), st.Uid, st.Gid)
 			}
 		}
 		names = append(names, filepath.Base(p))
@@ -335,8 +335,8 @@ func TestRPMSpecBuild(t *testing.T) {
 	for _, f := range []string{"thinroot-whoami-2-3.td1.noarch.rpm", "thinroot-whoami-2-3.td1.src.rpm"} {
 		if fi, err := os.Stat(filepath.Join(b.ResultDir, f)); err != nil {
 			t.Errorf("result %s: %v", f, err)
-		} else if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1000 || st.Gid != 135 {
-			t.Errorf("result %s belongs to %d:%d, want the build user's 1000:135", f, st.Uid, st.Gid)
+		} else if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 135 {
+			t.Errorf("result %s belongs to %d:%d, want the submitter's uid and the mock group, 0:135", f, st.Uid, st.Gid)
 		}
 	}
 	if sl := resultFile(t, b, "state.log"); !strings.Contains(sl, "Start: buildsrpm") || !strings.Contains(sl, "Start: rpmbuild -bs") {

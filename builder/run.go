@@ -33,6 +33,7 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(e.log, "[thinroot] "+format+"\n", args...)
 	}
+	var bg *buildGroup
 	fail := func(state string, err error) {
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, errCancelled):
@@ -41,7 +42,17 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 			state, err = StateInterrupted, cause
 		}
 		logf("build %s: %v", state, err)
-		b.setState(e, state, func(r *Build) { r.Error = err.Error() })
+		var usage *Usage
+		if bg != nil {
+			usage = bg.close(b, id)
+		}
+		msg := err.Error()
+		if oom := oomText(e.b.Limits, usage); oom != "" && state == StateError {
+			// The bootstrap or the package manager was killed at the
+			// memory limit: that is why it failed.
+			state, msg = StateFailed, oom+": "+msg
+		}
+		b.setState(e, state, func(r *Build) { r.Error, r.Usage = msg, usage })
 	}
 	b.update(e, func(r *Build) { r.Started = time.Now().UTC() })
 	defer e.log.close()
@@ -49,6 +60,17 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 	if err != nil {
 		fail(StateError, err)
 		return
+	}
+	// 0. A cgroup of its own, with its limits, for everything the build
+	//    runs (its bootstrap too); killed whole when it ends.
+	if bg, err = b.newGroup(id, e.b.Limits); err != nil {
+		fail(StateError, err)
+		return
+	}
+	defer bg.close(b, id)
+	ctx = bg.context(ctx)
+	if !e.b.Limits.IsZero() {
+		logf("limits: %s", limitsText(e.b.Limits))
 	}
 	logf("build %s of config %s (uid %d)", id, req.Config, e.b.BuildUID)
 
@@ -117,7 +139,9 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		if err := removeWithRetry(context.WithoutCancel(ctx), m, req.Config, ext); err != nil {
 			logf("could not remove workdir %s.%s: %v", req.Config, ext, err)
 			b.log.Error("remove build workdir", "build", id, "err", err)
+			return
 		}
+		b.dropTempRecords(Build{Request: req, UniqueExt: ext})
 	}
 
 	// 3. The result directory, where mock keeps it, and the build itself.
@@ -146,10 +170,17 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		code, err = b.execute(ctx, e, info, w.Mountpoint, resultDir)
 	}
 	crashpoint.Hit("build:finish")
+	// Nothing of the build outlives its command: kill its cgroup, and
+	// read what it used.
+	usage := bg.close(b, id)
+	oom := oomText(e.b.Limits, usage)
 
 	// 4. Collect: the results are in place (bind-mounted); close the log
 	//    copy, remove the workdir, record the outcome.
 	b.setState(e, StateCollecting, nil)
+	if err := giveResults(resultDir, e.b.Owner, e.b.BuildGID); err != nil {
+		logf("could not give the results to uid %d: %v", e.b.Owner, err)
+	}
 	removeWorkdir()
 	crashpoint.Hit("build:collected")
 	switch {
@@ -162,16 +193,22 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 		b.setState(e, StateTimedOut, func(r *Build) {
 			r.Error = fmt.Sprintf("timed out after %v; its processes were killed (exit status %d)", rpmTimeout(req, info), code)
 			r.ExitCode = &timedOut
+			r.Usage = usage
 		})
 		logf("build timed out after %v", rpmTimeout(req, info))
-	case err != nil:
+	case err != nil && oom == "":
 		fail(StateError, err)
-	case code == 0:
+	case code == 0 && err == nil:
 		logf("build succeeded")
-		b.setState(e, StateSucceeded, func(r *Build) { r.ExitCode = &code })
+		b.setState(e, StateSucceeded, func(r *Build) { r.ExitCode, r.Usage = &code, usage })
+	case oom != "":
+		// The kernel killed a process at the memory limit: that, not the
+		// exit status it left, is why the build failed.
+		logf("build failed: %s", oom)
+		b.setState(e, StateFailed, func(r *Build) { r.ExitCode, r.Error, r.Usage = &code, oom, usage })
 	default:
 		logf("build failed with exit status %d", code)
-		b.setState(e, StateFailed, func(r *Build) { r.ExitCode = &code })
+		b.setState(e, StateFailed, func(r *Build) { r.ExitCode, r.Usage = &code, usage })
 	}
 }
 
@@ -341,4 +378,16 @@ func canRead(p string, uid int, target bool) error {
 		return fmt.Errorf("uid %d may not read %s", uid, p)
 	}
 	return nil
+}
+
+// giveResults hands a finished build's result directory to the user who
+// submitted it, in the build's group (mock's: the caller and the mock
+// group), whoever the build ran as.
+func giveResults(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }

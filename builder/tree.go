@@ -95,6 +95,11 @@ func StatusText(r Build) string {
 		}
 		kv("elapsed", end.Sub(r.Started).Round(time.Millisecond))
 	}
+	if u := r.Usage; u != nil {
+		kv("memory_peak", u.MemoryPeak)
+		kv("cpu_seconds", fmt.Sprintf("%.3f", u.CPUSeconds))
+		kv("pids_peak", u.PidsPeak)
+	}
 	if r.Workdir != "" {
 		kv("workdir", r.Workdir)
 	}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/internal/crashpoint"
 	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/lvm/backend"
@@ -224,11 +225,39 @@ func runBootstrap(ctx context.Context, c *Config, root string, out io.Writer) er
 	}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
+	if err := startInGroup(ctx, cmd); err != nil {
+		return err
+	}
+	if err := cmd.Wait(); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}
 		return err
 	}
 	return nil
+}
+
+// startInGroup starts cmd in the cgroup of ctx (a build's), if any,
+// before it can fork: on cgroup v2 the kernel starts it there
+// (CLONE_INTO_CGROUP); on v1 a shell joins the group and then execs it
+// (a process moved after it started would leave its children behind, out
+// of the build's limits).
+func startInGroup(ctx context.Context, cmd *exec.Cmd) error {
+	g := cgroup.FromContext(ctx)
+	if g == nil {
+		return cmd.Start()
+	}
+	if fd, ok := g.FD(); ok {
+		defer syscall.Close(fd)
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+		return cmd.Start()
+	}
+	if cmd.Err != nil {
+		return cmd.Err
+	}
+	const join = `for p in $THINROOT_CGROUP_PROCS; do echo 0 > "$p" || exit 125; done; unset THINROOT_CGROUP_PROCS; exec "$@"`
+	cmd.Args = append([]string{"/bin/sh", "-c", join, "thinroot-bootstrap", cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = "/bin/sh"
+	cmd.Env = append(cmd.Env, "THINROOT_CGROUP_PROCS="+strings.Join(g.Procs(), " "))
+	return cmd.Start()
 }

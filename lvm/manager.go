@@ -35,6 +35,8 @@ type Options struct {
 	// config names them (lvm2 backends need their volume group; those
 	// without settings are always looked at).
 	Discover []backend.Spec
+	// ReadOnly makes no state directory: for commands that only list.
+	ReadOnly bool
 }
 
 // DefaultStateDir is where thinroot keeps its files unless told otherwise.
@@ -114,6 +116,9 @@ func NewManager(opts Options) (*Manager, error) {
 		opts.Mounter = hostMounter{}
 	}
 	for _, d := range []string{opts.StateDir, filepath.Join(opts.StateDir, "locks"), filepath.Join(opts.StateDir, "status")} {
+		if opts.ReadOnly {
+			break
+		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}

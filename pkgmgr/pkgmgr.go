@@ -136,6 +136,8 @@ var hostHas = func(kind, command string) bool {
 // FromConfig reads a config's package manager settings. cacheRoot is
 // thinroot's cache directory; the config's cache is a directory of it
 // named after the root.
+// It is long because it reads the package manager's keys in the order
+// mock resolves them (command, fallbacks, options), each next to its default.
 func FromConfig(cfg *mockcfg.Config, st mockcfg.Settings, cacheRoot string) (*Spec, error) {
 	wanted := mockName(st.PackageManager)
 	if wanted == "" {

@@ -96,6 +96,8 @@ const (
 
 // FromMock reads an RPM buildroot's settings from a loaded config.
 // cacheRoot is thinroot's cache directory.
+// It is long because it is one table of mock's keys, each read next to its
+// default, with the readers that gather every bad value into one error.
 func FromMock(cfg *mockcfg.Config, st mockcfg.Settings, cacheRoot string) (*Config, error) {
 	pm, err := pkgmgr.FromConfig(cfg, st, cacheRoot)
 	if err != nil {

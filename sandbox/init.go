@@ -13,12 +13,19 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/internal/mount"
 )
 
 // runInit is the sandbox's pid 1: set up the root, run the command as the
 // build user, reap orphans, and return the command's exit status.
+// It is long because pid 1's duties (setup, start, reap, relay signals,
+// report) share its state and run in this order.
 func runInit(spec Spec) int {
+	// First of all, before anything can fork: the build's cgroup.
+	if err := cgroup.Join(spec.Cgroup); err != nil {
+		fatal("%v", err)
+	}
 	if err := setupRoot(spec); err != nil {
 		fatal("%v", err)
 	}
@@ -159,6 +166,8 @@ func enterRoot(root string) error {
 // setupRoot mounts what a build needs inside the root. The mount
 // namespace is private, so none of this is seen outside, and all of it
 // goes away with the namespace.
+// It is long because the mounts must be made in this order, and each
+// reads best beside the reason it is there.
 func setupRoot(spec Spec) error {
 	// Stop our mounts from propagating back to the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {

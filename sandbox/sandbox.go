@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/thinroot/thinroot/internal/cgroup"
 )
 
 // Marker is the first argument that turns a thinroot process into the
@@ -82,6 +84,12 @@ type Spec struct {
 	// group, so that a terminal on standard input stays its controlling
 	// terminal and job control works (an interactive shell). Implies Stdin.
 	Interactive bool `json:"interactive,omitempty"`
+
+	// Cgroup lists the cgroup.procs files the sandbox's init joins before
+	// it starts anything, so every process of the command is in its
+	// group (cgroup.Group.Procs). Command fills it from the context's
+	// group when unset.
+	Cgroup []string `json:"cgroup,omitempty"`
 }
 
 // DefaultEnv is the environment a build starts from.
@@ -107,6 +115,9 @@ func Command(ctx context.Context, spec Spec) (*exec.Cmd, error) {
 		if !filepath.IsAbs(b.Target) || strings.Contains(b.Target, "..") {
 			return nil, fmt.Errorf("sandbox: bind target %q must be absolute and plain", b.Target)
 		}
+	}
+	if g := cgroup.FromContext(ctx); g != nil && spec.Cgroup == nil {
+		spec.Cgroup = g.Procs()
 	}
 	data, err := json.Marshal(spec)
 	if err != nil {

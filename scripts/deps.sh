@@ -5,10 +5,11 @@
 set -eu
 # rpm, createrepo-c, dnf and dnf-plugins-core build and use the test RPM
 # distribution; its seeds (the Debian packages it is made of) come from
-# testdata/rpmdist/seeds.
+# testdata/rpmdist/seeds. prometheus gives promtool, which checks the
+# daemon's /metrics.
 SEEDS=$(sed 's/#.*//' "$(dirname "$0")/../testdata/rpmdist/seeds")
 PACKAGES="xfsprogs e2fsprogs btrfs-progs busybox-static python3 util-linux mount coreutils file debootstrap dpkg-dev
-	rpm createrepo-c dnf dnf-plugins-core $SEEDS $*"
+	rpm createrepo-c dnf dnf-plugins-core prometheus $SEEDS $*"
 need=""
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || need="$need $p"

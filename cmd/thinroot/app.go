@@ -101,6 +101,7 @@ func (a *app) newManager(configs []lvm.Config, strict bool) (*lvm.Manager, error
 		RefusePercent: refuse,
 		Log:           a.logger(),
 		Discover:      a.discoverSpecs(),
+		ReadOnly:      a.readOnlyCommand(),
 	})
 	if err != nil {
 		return nil, err

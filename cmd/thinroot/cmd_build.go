@@ -38,14 +38,16 @@ var cmdBuild = &command{
 		fs.Var(&durationValue{allowZero: "no limit"}, "timeout", "stop the build after this long: 90s, 30m, 2h (0: no limit); it then exits 11")
 		fs.Bool("detach", false, "print the build id and return without waiting (then: thinroot logs -f, thinroot wait)")
 		rpmBuildFlags(fs)
+		limitFlags("the build", "; only root may raise the config's")(fs)
 	},
 	run: runBuild,
 }
 
 var cmdBuilds = &command{
 	name: "builds", group: "builds", args: []arg{{name: "BUILD-ID", kind: argBuild, optional: true, repeat: true}},
-	summary: "list the daemon's builds, newest first, or show some",
+	summary: "list the daemon's builds, newest first, or show some; --prune removes old ones",
 	uses:    useDaemon | useJSON,
+	flags:   pruneFlags,
 	run:     runBuilds,
 }
 
@@ -96,6 +98,7 @@ func runBuild(ctx context.Context, a *app, args []string) error {
 	req.Keep = getBool(fl, "keep")
 	req.Network = getBool(fl, "network")
 	req.Timeout = builder.Duration(getDuration(fl, "timeout"))
+	req.Limits = getLimits(fl)
 
 	c := a.client()
 	b, err := c.Submit(ctx, req)
@@ -151,6 +154,11 @@ func buildExit(a *app, b builder.Build, took time.Duration) error {
 		if b.ExitCode != nil && *b.ExitCode > 0 && *b.ExitCode < 256 {
 			code = *b.ExitCode
 		}
+		if b.Error != "" {
+			// Why, when thinroot knows better than the status: out of memory.
+			return &cliError{code: code, msg: fmt.Sprintf("build %s failed: %s", b.ID, b.Error),
+				hint: fmt.Sprintf("its log: thinroot logs %s; give it more with --memory-max", b.ID)}
+		}
 		return &cliError{code: code, msg: fmt.Sprintf("build %s failed with exit status %d", b.ID, code),
 			hint: fmt.Sprintf("its log: thinroot logs %s (and build.log in %s)", b.ID, b.ResultDir)}
 	case builder.StateTimedOut:
@@ -198,6 +206,17 @@ func isTerminal(w io.Writer) bool {
 }
 
 func runBuilds(ctx context.Context, a *app, args []string) error {
+	if getBool(a.flags, "prune") {
+		if len(args) > 0 {
+			return usageErr("--prune takes no build ids; it picks by --older-than and --keep")
+		}
+		return runPrune(ctx, a)
+	}
+	for _, f := range []string{"older-than", "keep", "kept-workdirs"} {
+		if changed(a.flags, f) {
+			return usageErr("--%s goes with --prune", f)
+		}
+	}
 	c := a.client()
 	var bs []builder.Build
 	if len(args) > 0 {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/internal/size"
 	"github.com/thinroot/thinroot/lvm/lvm2"
 )
@@ -72,6 +73,9 @@ type resolvedConfig struct {
 	// RPMBuilds says how RPM builds run for a package-manager config:
 	// the package manager, the build user, the package cache.
 	RPMBuilds string `json:"rpm_builds,omitempty"`
+	// Limits are the config's own resource limits (memory_max, pids_max,
+	// cpus); the daemon's defaults apply where it sets none.
+	Limits builder.Limits `json:"limits,omitzero"`
 }
 
 func runConfigShow(ctx context.Context, a *app, args []string) error {
@@ -102,7 +106,7 @@ func runConfigShow(ctx context.Context, a *app, args []string) error {
 		SizeBytes: v.Size, PoolSizeBytes: v.PoolSize, PoolDir: v.PoolDirectory, Filesystem: v.Filesystem,
 		MkfsCommand: v.MkfsCommand, MkfsArgs: nonNil(v.MkfsArgs), MountOptions: v.MountOptions, CheckSize: v.CheckSize,
 		Basedir: v.Basedir, UniqueExt: v.UniqueExt, Bootstrap: nonNil(v.Bootstrap), BootstrapDir: v.BootstrapDir,
-		Build: nonNil(b.Build), Network: b.Network}
+		Build: nonNil(b.Build), Network: b.Network, Limits: b.Limits}
 	if b.RPM != nil {
 		rc.RPMBuilds = fmt.Sprintf("%s, build user %s %d:%d, package cache %s", b.RPM.PM.Kind, b.RPM.User, b.RPM.UID, b.RPM.GID, b.RPM.PM.CacheDir)
 	}
@@ -137,6 +141,9 @@ func runConfigShow(ctx context.Context, a *app, args []string) error {
 		kv("rpm_builds", rc.RPMBuilds)
 	}
 	kv("network", rc.Network)
+	if !rc.Limits.IsZero() {
+		kv("limits", limitsLine(rc.Limits))
+	}
 	return nil
 }
 

@@ -169,6 +169,11 @@ func (a *app) runInWorkdir(ctx context.Context, name string, argv []string, inte
 	} else if fi, err := os.Stat(filepath.Join(root, home)); inHome && err == nil && fi.IsDir() {
 		spec.Dir = home
 	}
+	ctx, release, err := shellGroup(ctx, lc.build.Limits, a.logger())
+	if err != nil {
+		return err
+	}
+	defer release()
 	cmd, err := sandbox.Command(ctx, spec)
 	if err != nil {
 		return err

@@ -97,7 +97,31 @@ type completer struct {
 func complete(ctx context.Context, a *app, words []string, cur string) []string {
 	g, _ := newGlobals()
 	c := &completer{a: a, ctx: ctx, g: g, socket: envOr("THINROOT_SOCKET", DefaultSocket)}
-	// bash splits "--flag=value" into "--flag", "=", "value".
+	ws, cur := joinEquals(words, cur)
+	flags, pending, cmdWords := c.walk(ws)
+	if cur == "" && strings.HasSuffix(strings.Join(ws, " "), "=") {
+		// --flag= then TAB
+		last := ws[len(ws)-1]
+		if f := lookup(flags, strings.TrimSuffix(strings.TrimLeft(last, "-"), "="), false); f != nil {
+			pending = f
+		}
+	}
+	switch {
+	case pending != nil:
+		return filter(c.flagValues(pending), cur)
+	case strings.HasPrefix(cur, "-") && !c.afterDD:
+		return c.flagWords(flags, cur)
+	case c.cmd == nil:
+		return filter(c.commandWords(cmdWords), cur)
+	case c.afterDD && c.cmd.tail != "":
+		return []string{"__files__"}
+	}
+	return filter(c.argValues(), cur)
+}
+
+// joinEquals undoes bash's split of "--flag=value" into "--flag", "=",
+// "value".
+func joinEquals(words []string, cur string) ([]string, string) {
 	var ws []string
 	for i := 0; i < len(words); i++ {
 		if words[i] == "=" && len(ws) > 0 {
@@ -115,9 +139,14 @@ func complete(ctx context.Context, a *app, words []string, cur string) []string 
 		cur = ""
 		ws[len(ws)-1] += "="
 	}
-	var pending *pflag.Flag // a flag waiting for its value
-	var cmdWords []string
-	flags := c.flagSet()
+	return ws, cur
+}
+
+// walk reads the words before the cursor: the command, its flags and
+// positionals. It returns the flags that apply, a flag still waiting for
+// its value, and the words of a command not yet complete.
+func (c *completer) walk(ws []string) (flags *pflag.FlagSet, pending *pflag.Flag, cmdWords []string) {
+	flags = c.flagSet()
 	for _, w := range ws {
 		switch {
 		case pending != nil:
@@ -148,38 +177,25 @@ func complete(ctx context.Context, a *app, words []string, cur string) []string 
 			c.pos = append(c.pos, w)
 		}
 	}
-	if cur == "" && strings.HasSuffix(strings.Join(ws, " "), "=") {
-		// --flag= then TAB
-		last := ws[len(ws)-1]
-		if f := lookup(flags, strings.TrimSuffix(strings.TrimLeft(last, "-"), "="), false); f != nil {
-			pending = f
+	return flags, pending, cmdWords
+}
+
+// flagWords completes a word that starts with "-": a flag's name, or the
+// value after "--flag=".
+func (c *completer) flagWords(flags *pflag.FlagSet, cur string) []string {
+	if name, val, ok := strings.Cut(cur, "="); ok && strings.HasPrefix(cur, "--") {
+		if f := flags.Lookup(strings.TrimPrefix(name, "--")); f != nil {
+			return filter(c.flagValues(f), val)
 		}
 	}
-	if pending != nil {
-		return filter(c.flagValues(pending), cur)
-	}
-	if strings.HasPrefix(cur, "-") && !c.afterDD {
-		if name, val, ok := strings.Cut(cur, "="); ok && strings.HasPrefix(cur, "--") {
-			if f := flags.Lookup(strings.TrimPrefix(name, "--")); f != nil {
-				return filter(c.flagValues(f), val)
-			}
+	var out []string
+	flags.VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			out = append(out, "--"+f.Name)
 		}
-		var out []string
-		flags.VisitAll(func(f *pflag.Flag) {
-			if !f.Hidden {
-				out = append(out, "--"+f.Name)
-			}
-		})
-		sort.Strings(out)
-		return filter(out, cur)
-	}
-	if c.cmd == nil {
-		return filter(c.commandWords(cmdWords), cur)
-	}
-	if c.afterDD && c.cmd.tail != "" {
-		return []string{"__files__"}
-	}
-	return filter(c.argValues(), cur)
+	})
+	sort.Strings(out)
+	return filter(out, cur)
 }
 
 func lookup(fs *pflag.FlagSet, name string, short bool) *pflag.Flag {

@@ -36,6 +36,20 @@ type loadedConfig struct {
 	adHoc bool
 }
 
+// serves tells whether name is one of the set's configs from a file, by
+// its root or its file's name.
+func (s configSet) serves(name string) bool {
+	for root, lc := range s.byRoot {
+		if lc.adHoc || lc.file == "" {
+			continue
+		}
+		if root == name || strings.TrimSuffix(filepath.Base(lc.file), ".cfg") == name {
+			return true
+		}
+	}
+	return false
+}
+
 func (s configSet) lvm() []lvm.Config {
 	roots := s.roots()
 	out := make([]lvm.Config, 0, len(roots))
@@ -358,7 +372,11 @@ func (a *app) fromSettings(cfg *mockcfg.Config, st mockcfg.Settings) (loadedConf
 	if err := c.Normalize(); err != nil {
 		return loadedConfig{}, fmt.Errorf("config %s: %w", st.Root, err)
 	}
-	bi := builder.ConfigInfo{Root: st.Root, Build: st.Thinroot.Build, Network: st.Thinroot.Network, RPM: rpm}
+	limits, err := configLimits(st.Thinroot.Extra)
+	if err != nil {
+		return loadedConfig{}, fmt.Errorf("config %s: %w", st.Root, err)
+	}
+	bi := builder.ConfigInfo{Root: st.Root, Build: st.Thinroot.Build, Network: st.Thinroot.Network, RPM: rpm, Limits: limits}
 	return loadedConfig{vol: c, build: bi, file: file}, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/cgroup"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/internal/testbin"
 	"github.com/thinroot/thinroot/internal/testguard"
@@ -36,6 +37,10 @@ type cliEnv struct {
 	state, mck string
 	cleanups   [][]string // commands to run at the end (scrubs)
 	stopServe  func() string
+	serveArgs  []string // more flags for serve
+	// cgroupParent holds the cgroups of the daemon's builds and of
+	// shells: one the test guard removes and reports if left.
+	cgroupParent string
 }
 
 // newCLI is a CLI environment for tests that make pools (root).
@@ -48,7 +53,7 @@ func newCLIEnv(t *testing.T, root bool) *cliEnv {
 	repo := lvmtest.RepoRoot(t)
 	dir := t.TempDir()
 	e := &cliEnv{t: t, bin: testbin.Thinroot(t, repo), dir: dir, configs: filepath.Join(repo, "testdata", "configs"),
-		state: filepath.Join(dir, "state"), mck: filepath.Join(dir, "mock")}
+		state: filepath.Join(dir, "state"), mck: filepath.Join(dir, "mock"), cgroupParent: cgroup.TestParent()}
 	if root {
 		e.cleanups = [][]string{{"scrub", "busybox"}}
 		t.Cleanup(func() {
@@ -71,7 +76,8 @@ func (e *cliEnv) socket() string { return filepath.Join(e.dir, "api.sock") }
 func (e *cliEnv) cmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(e.bin, args...)
 	cmd.Env = append(os.Environ(), "THINROOT_STATE_DIR="+e.state, "THINROOT_BASEDIR="+e.mck,
-		"THINROOT_CONFIG_DIR="+e.configs, "THINROOT_SOCKET="+e.socket(), "THINROOT_LOG_LEVEL=", "COLUMNS=")
+		"THINROOT_CONFIG_DIR="+e.configs, "THINROOT_SOCKET="+e.socket(), "THINROOT_LOG_LEVEL=", "COLUMNS=",
+		"THINROOT_CGROUP_PARENT="+e.cgroupParent)
 	cmd.Dir = "/"
 	return cmd
 }
@@ -103,7 +109,7 @@ func (e *cliEnv) serve() string {
 	mnt := filepath.Join(e.dir, "tree")
 	testguard.Unwedge(t, mnt)
 	// Only busybox: the other test configs name an lvm2 volume group.
-	serve := e.cmd("serve", "--mount", mnt, "--jobs", "2", "-r", "busybox")
+	serve := e.cmd(append([]string{"serve", "--mount", mnt, "--jobs", "2", "-r", "busybox"}, e.serveArgs...)...)
 	stderr, _ := serve.StderrPipe()
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)

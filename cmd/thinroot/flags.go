@@ -28,6 +28,7 @@ var envVars = []struct{ name, meaning string }{
 	{"THINROOT_LOG_LEVEL", "the log level (--log-level)"},
 	{"THINROOT_LOG_FORMAT", "the log format (--log-format)"},
 	{"THINROOT_SOCKET", "the daemon's API socket (--socket)"},
+	{"THINROOT_CGROUP_PARENT", "the cgroup that holds builds' and shells' cgroups (--cgroup-parent)"},
 	{"COLUMNS", "the width help is wrapped to (default: the terminal's, else 80)"},
 }
 

@@ -276,7 +276,7 @@ var metavars = map[string]string{
 	"log-format": "FORMAT", "backend": "BACKEND", "volume-group": "VG", "pool": "POOL", "pool-dir": "DIR",
 	"filesystem": "FS", "mkfs-command": "CMD", "mkfs-arg": "ARG", "mount-options": "OPTS", "bootstrap": "WORD",
 	"uniqueext": "EXT", "snapshot": "NAME", "source": "DIR", "socket": "PATH", "mount": "DIR", "group": "GROUP",
-	"jobs": "N",
+	"jobs": "N", "cgroup-parent": "NAME", "retain-count": "N", "keep": "N", "metrics-listen": "ADDR",
 }
 
 // flagUsages prints a flag table: "-r, --config CONFIG  usage", sorted,

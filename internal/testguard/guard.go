@@ -3,8 +3,9 @@
 //
 // Main gives the package a scratch directory of its own (TMPDIR points
 // there, so t.TempDir and os.MkdirTemp land in it), and after the tests
-// asserts that nothing is still mounted under it and no loop device is
-// backed by a file in it; whatever is left is detached and reported, and
+// asserts that nothing is still mounted under it, no loop device is
+// backed by a file in it and no cgroup is left under the parents its
+// tests made (cgroup.TestParent); whatever is left is detached and reported, and
 // the package fails. Because the check only looks inside the package's
 // own directory, packages that `go test` runs side by side do not see
 // each other's mounts.
@@ -27,6 +28,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thinroot/thinroot/internal/cgroup"
 )
 
 // scope is the package's scratch directory; "" before Main runs.
@@ -50,7 +53,7 @@ func Main(m *testing.M) int {
 	stop := watchTimeout()
 	code := m.Run()
 	stop()
-	leaks := Sweep(scope)
+	leaks := append(Sweep(scope), cgroup.SweepTestParents()...)
 	if len(leaks) > 0 {
 		fmt.Fprintf(os.Stderr, "testguard: the tests of %s left these behind (now detached):\n  %s\n",
 			pkgName(), strings.Join(leaks, "\n  "))

@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
+	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/lvm/backend"
 	"github.com/thinroot/thinroot/lvm/file"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
@@ -181,6 +183,54 @@ func TestImagePoolRemount(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state, "pools", "p.img")); err == nil {
 		t.Fatal("pool image left behind")
+	}
+}
+
+// An image pool unmounted here while another mount namespace still holds
+// a copy of its mount (a build's sandbox, anything that unshared) mounts
+// again through the loop device that copy keeps: a second device over the
+// same image would be a second XFS instance on the same blocks, which XFS
+// refuses (duplicate UUID) and which would corrupt it if it did not.
+func TestImagePoolRemountBesideAnotherNamespace(t *testing.T) {
+	lvmtest.RequireRoot(t)
+	state := t.TempDir()
+	be := file.New(state, lvmtest.TestLogger(t))
+	if err := be.CreatePool(bg, backend.PoolSpec{Name: "p", Size: 512 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(state, "pools", "p")
+	holder := exec.Command("unshare", "--mount", "--propagation", "private", "sleep", "300")
+	if err := holder.Start(); err != nil {
+		t.Fatalf("unshare (util-linux): %v", err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	testguard.WaitFor(t, 10*time.Second, "the other namespace to copy the mounts", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", holder.Process.Pid))
+		return strings.HasPrefix(string(b), "sleep")
+	})
+	if err := mount.Unmount(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	r, err := file.New(state, lvmtest.TestLogger(t)).Scan(bg, "p")
+	if err != nil {
+		t.Fatalf("scan after the unmount, beside the copy: %v", err)
+	}
+	if len(r.Volumes) != 0 {
+		t.Fatalf("volumes %+v, want none", r.Volumes)
+	}
+	devs := 0
+	for file := range loop.Attached() {
+		if file == filepath.Join(state, "pools", "p.img") {
+			devs++
+		}
+	}
+	if devs != 1 {
+		t.Fatalf("the image is attached to %d loop devices, want 1", devs)
+	}
+	holder.Process.Kill()
+	holder.Wait()
+	if err := be.RemovePool(bg, "p"); err != nil {
+		t.Fatal(err)
 	}
 }
 

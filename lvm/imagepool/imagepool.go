@@ -243,6 +243,9 @@ func (s *Store) mountImage(pool string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	if s.mountAttached(pool) {
+		return nil
+	}
 	dev, err := loop.Attach(s.image(pool), false)
 	if err != nil {
 		return s.errorf(pool, "%w", err)
@@ -252,6 +255,31 @@ func (s *Store) mountImage(pool string) error {
 		return s.errorf(pool, "%w", err)
 	}
 	return nil
+}
+
+// mountAttached mounts the loop device the image is still attached to, if
+// any. After an unmount here the filesystem lives on wherever another
+// mount namespace copied the mount (a build's sandbox, any unshare): its
+// loop device stays attached, and a second device over the same image
+// would be a second filesystem instance writing the same blocks (XFS
+// refuses it as a duplicate UUID). Mounting the same device shares the
+// instance that is still there.
+func (s *Store) mountAttached(pool string) bool {
+	img := s.image(pool)
+	if real, err := filepath.EvalSymlinks(img); err == nil {
+		img = real
+	}
+	dev, ok := loop.Attached()[img]
+	if !ok {
+		return false
+	}
+	if err := mount.Device(dev, s.Path(pool), s.FSType, "noatime"); err != nil {
+		// Detached meanwhile (its last user went): attach anew.
+		s.Log.Debug("the image's loop device could not be mounted again", "pool", pool, "device", dev, "err", err)
+		return false
+	}
+	s.Log.Info("mounted a pool again through the loop device it still had", "backend", s.Kind, "pool", pool, "device", dev)
+	return true
 }
 
 // Open makes sure a pool is reachable (its image mounted) and returns its

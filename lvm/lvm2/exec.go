@@ -82,6 +82,10 @@ func (r *Runner) log() *slog.Logger {
 	return slog.Default()
 }
 
+// Observe, if set, is told of every lvm2 command run, its time and its
+// error (the daemon's metrics).
+var Observe func(command string, took time.Duration, err error)
+
 // readOnly are the commands that change nothing and so may be killed when
 // their context ends.
 var readOnly = map[string]bool{"lvs": true, "vgs": true, "pvs": true, "version": true}
@@ -128,6 +132,9 @@ func (r *Runner) Run(ctx context.Context, command string, args ...string) ([]byt
 	start := time.Now()
 	err := cmd.Run()
 	took := time.Since(start)
+	if Observe != nil {
+		Observe(command, took, err)
+	}
 	if err == nil {
 		r.log().Debug("lvm", "cmd", command, "args", args, "took", took)
 		if s := strings.TrimSpace(stderr.String()); s != "" {
