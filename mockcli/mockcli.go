@@ -234,7 +234,10 @@ func lookupShort(c byte) *option {
 var legacyModes = map[string]string{"chroot": ModeChroot, "shell": ModeShell, "rebuild": ModeRebuild, "install": ModeInstall,
 	"installdeps": "installdeps", "remove": "remove", "init": ModeInit, "clean": ModeClean}
 
-// Parse parses mock's argv (without the program name).
+// Parse parses mock's argv (without the program name). It is long
+// because it is one scanner: each kind of word (--, a long option, a
+// cluster of short ones, an argument) moves the same index through argv
+// and fills the same options.
 func Parse(argv []string) (*Options, error) {
 	o := &Options{}
 	apply := func(opt *option, name, v string) error {
