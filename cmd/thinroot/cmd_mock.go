@@ -177,7 +177,6 @@ func (r *mockRun) setup(ctx context.Context) error {
 			return &cliError{code: exitConfig, msg: fmt.Sprintf("root %s: %v", name, err), err: err}
 		}
 	}
-	lc.vol.UniqueExt = r.ext
 	if r.m, err = a.manager(ctx, lc.vol); err != nil {
 		return err
 	}
@@ -334,7 +333,13 @@ func (r *mockRun) ensureRoot(ctx context.Context, logs *rpmroot.Logs) (bool, err
 			return false, err
 		}
 	}
-	w, err := r.m.CreateWorkdir(ctx, r.c.Root, "", r.ext)
+	// The config's current snapshot (thinroot snapshot and rollback-to
+	// set it), not the root's own record: a new root starts from it.
+	snap, err := r.m.Current(r.c.Root, r.c.UniqueExt)
+	if err != nil {
+		snap = ""
+	}
+	w, err := r.m.CreateWorkdir(ctx, r.c.Root, snap, r.ext)
 	if err != nil {
 		return false, fmt.Errorf("clone the root of %s: %w", r.c.Root, err)
 	}

@@ -788,6 +788,20 @@ func TestMockModes(t *testing.T) {
 		t.Fatalf("--shell: %v\n%s", err, out)
 	}
 	noMountsUnder(t, root)
+	// A snapshot of this root made the config's current one: a new
+	// root starts from it (mock's --snapshot and --rollback-to, as
+	// thinroot's commands).
+	if out, code := m.rpmRun("snapshot", r, "withdep", "--uniqueext", "modes"); code != 0 {
+		t.Fatalf("thinroot snapshot: exit %d\n%s", code, out)
+	}
+	if out, code := m.rpmRun("rollback-to", r, "withdep"); code != 0 {
+		t.Fatalf("thinroot rollback-to: exit %d\n%s", code, out)
+	}
+	m.must("-r", r, "--uniqueext", "other", "--init")
+	if out := m.must("-r", r, "--uniqueext", "other", "--chroot", "thinroot-test-dep && cat /payload"); !strings.Contains(out, "1.0-1") || !strings.Contains(out, "payload") {
+		t.Errorf("a new root did not start from the config's current snapshot:\n%s", out)
+	}
+	m.must("-r", r, "--uniqueext", "other", "--scrub", "chroot")
 	// --scrub chroot removes the root and its directory.
 	m.must("-r", r, "--uniqueext", "modes", "--scrub", "chroot")
 	if _, err := os.Stat(filepath.Dir(root)); err == nil {
