@@ -54,42 +54,9 @@ func (s *signals) first() os.Signal {
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	sig := &signals{}
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(ch)
-	go func() {
-		for {
-			select {
-			case s := <-ch:
-				sig.mu.Lock()
-				if sig.got == nil {
-					sig.got = s
-				}
-				sig.mu.Unlock()
-				cancel(errInterrupted)
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-
-	var cmd *command
-	report := func(err error) int {
-		code, msg := classify(err)
-		if s := sig.first(); s != nil && code != exitUsage {
-			code = signalExit(s)
-		}
-		if msg != "" {
-			where := "thinroot"
-			if cmd != nil {
-				where += " " + cmd.name
-			}
-			fmt.Fprintf(stderr, "%s: %s\n", where, msg)
-		}
-		return code
-	}
-
+	sig, stop := watchSignals(ctx, cancel)
+	defer stop()
+	rep := &reporter{sig: sig, stderr: stderr}
 	g, envErr := newGlobals()
 	// Global flags, and mock's -r CONFIG, may come before the command.
 	pre := pflag.NewFlagSet("thinroot", pflag.ContinueOnError)
@@ -100,13 +67,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	help := pre.BoolP("help", "h", false, "")
 	preConfig := pre.StringArrayP("config", "r", nil, "")
 	if err := pre.Parse(args); err != nil {
-		return report(parseError(nil, pre, err))
+		return rep.report(parseError(nil, pre, err))
 	}
 	if err := attachedConfig(args[:len(args)-len(pre.Args())]); err != nil {
-		return report(err)
+		return rep.report(err)
 	}
 	if envErr != nil {
-		return report(envErr)
+		return rep.report(envErr)
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, versionString())
@@ -127,56 +94,115 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, cargs := findCommand(rest)
 	if cmd == nil || cmd.hidden && cmd.name != rest[0] {
-		cmd = nil
-		if g, cmds := commandGroup(rest[0]); g != "" && (len(rest) == 1 || isHelpFlag(rest[1])) {
-			if len(rest) > 1 {
-				groupUsage(stdout, g, cmds)
-				return exitOK
-			}
-			code := report(unknownCommand(rest, ""))
-			fmt.Fprintln(stderr)
-			groupUsage(stderr, g, cmds)
-			return code
-		}
-		return report(unknownCommand(rest, ""))
+		return rep.unknown(rest, stdout)
 	}
+	rep.cmd = cmd
 	a := &app{cmd: cmd, g: g, stdout: stdout, stderr: stderr, signals: sig}
 	defer a.close()
-	if cmd.raw {
-		return finish(a, report, cmd.run(ctx, a, cargs))
-	}
-
-	fs := pflag.NewFlagSet("thinroot "+cmd.name, pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	cmd.addFlags(fs, g)
-	a.flags = fs
-	if fs.ShorthandLookup("r") != nil {
-		if err := attachedConfig(cargs); err != nil {
-			return report(err)
-		}
-	}
-	if err := fs.Parse(cargs); err != nil {
-		return report(parseError(cmd, fs, err))
-	}
-	if getBool(fs, "help") {
-		commandUsage(stdout, cmd)
-		return exitOK
-	}
-	pos, err := a.positional(*preConfig)
-	if err != nil {
-		return report(err)
-	}
-	if err := checkFlags(fs); err != nil {
-		return report(err)
-	}
-	return finish(a, report, cmd.run(ctx, a, pos))
+	return rep.finish(dispatch(ctx, a, cargs, *preConfig))
 }
 
-func finish(a *app, report func(error) int, err error) int {
+// watchSignals cancels ctx on SIGINT, SIGTERM or SIGHUP and records the
+// first of them, for the exit status.
+func watchSignals(ctx context.Context, cancel context.CancelCauseFunc) (*signals, func()) {
+	sig := &signals{}
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				sig.mu.Lock()
+				if sig.got == nil {
+					sig.got = s
+				}
+				sig.mu.Unlock()
+				cancel(errInterrupted)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return sig, func() { signal.Stop(ch) }
+}
+
+// reporter prints a command's error in the one-line style and turns it
+// into the exit status (a signal's, when one stopped the command).
+type reporter struct {
+	sig    *signals
+	stderr io.Writer
+	cmd    *command
+}
+
+func (r *reporter) report(err error) int {
+	code, msg := classify(err)
+	if s := r.sig.first(); s != nil && code != exitUsage {
+		code = signalExit(s)
+	}
+	if msg != "" {
+		where := "thinroot"
+		if r.cmd != nil {
+			where += " " + r.cmd.name
+		}
+		fmt.Fprintf(r.stderr, "%s: %s\n", where, msg)
+	}
+	return code
+}
+
+func (r *reporter) finish(err error) int {
 	if err == nil {
 		return exitOK
 	}
-	return report(err)
+	return r.report(err)
+}
+
+// unknown answers words that name no command: a group's name alone (or
+// with --help) lists the group's commands.
+func (r *reporter) unknown(rest []string, stdout io.Writer) int {
+	g, cmds := commandGroup(rest[0])
+	if g == "" || len(rest) > 1 && !isHelpFlag(rest[1]) {
+		return r.report(unknownCommand(rest, ""))
+	}
+	if len(rest) > 1 {
+		groupUsage(stdout, g, cmds)
+		return exitOK
+	}
+	code := r.report(unknownCommand(rest, ""))
+	fmt.Fprintln(r.stderr)
+	groupUsage(r.stderr, g, cmds)
+	return code
+}
+
+// dispatch parses the command's flags and arguments and runs it.
+func dispatch(ctx context.Context, a *app, cargs, preConfig []string) error {
+	cmd := a.cmd
+	if cmd.raw {
+		return cmd.run(ctx, a, cargs)
+	}
+	fs := pflag.NewFlagSet("thinroot "+cmd.name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cmd.addFlags(fs, a.g)
+	a.flags = fs
+	if fs.ShorthandLookup("r") != nil {
+		if err := attachedConfig(cargs); err != nil {
+			return err
+		}
+	}
+	if err := fs.Parse(cargs); err != nil {
+		return parseError(cmd, fs, err)
+	}
+	if getBool(fs, "help") {
+		commandUsage(a.stdout, cmd)
+		return nil
+	}
+	pos, err := a.positional(preConfig)
+	if err != nil {
+		return err
+	}
+	if err := checkFlags(fs); err != nil {
+		return err
+	}
+	return cmd.run(ctx, a, pos)
 }
 
 // signalExit is the status for a command stopped by signal s: mock's 7
