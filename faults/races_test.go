@@ -270,8 +270,12 @@ func TestSecondDaemonDuringBuild(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&b)
 		resp.Body.Close()
 		logPath := filepath.Join(w.StateDir, "builds", b.ID, "log")
-		lvmtestWait(t, "the build to start", func() bool { return strings.Contains(readOr(logPath), "started") })
+		// A build that ends instead of starting ends the wait too.
+		lvmtestWait(t, "the build to start", func() bool {
+			return strings.Contains(readOr(logPath), "started") || builder.Final(getBuild(t, d1.socket, b.ID).State)
+		})
 		rec := getBuild(t, d1.socket, b.ID)
+		r.Must(rec.State == builder.StateBuilding, "run %d: the build is %s (%s), want building", run, rec.State, rec.Error)
 
 		d2 := startServer(t, w, "serve", mnt2)
 		time.Sleep(500 * time.Millisecond)

@@ -274,7 +274,7 @@ func (m *Manager) New(name string, l Limits) (*Group, error) {
 	g := &Group{Name: name, Limits: l, v2: m.v2, dirs: map[string]string{}}
 	for c, d := range m.dirs {
 		dir := filepath.Join(d, name)
-		if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
+		if err := mkdirUnder(d, dir); err != nil {
 			g.Remove(context.Background())
 			return nil, fmt.Errorf("cgroups: make %s: %w", dir, err)
 		}
@@ -285,6 +285,25 @@ func (m *Manager) New(name string, l Limits) (*Group, error) {
 		return nil, fmt.Errorf("cgroups: limits of %s: %w", name, err)
 	}
 	return g, nil
+}
+
+// mkdirUnder makes dir in parent, making the parent again if it is gone:
+// daemons share the parent, and one that stops removes it when it is
+// empty, which may be just before another's next build.
+func mkdirUnder(parent, dir string) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = os.MkdirAll(parent, 0o755); err != nil {
+			return err
+		}
+		if err = os.Mkdir(dir, 0o755); err == nil || os.IsExist(err) {
+			return nil
+		}
+		if !os.IsNotExist(err) {
+			return err
+		}
+	}
+	return err
 }
 
 // Load opens an existing group by name, as it is, to read or remove it.

@@ -183,3 +183,33 @@ func TestGroupOnCgroupV2(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Two daemons share a parent; the one that stops removes it when it is
+// empty, and the other's next group must still be made.
+func TestParentRemovedByAnotherDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("cgroups need root")
+	}
+	name := TestParent()
+	first, err := Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Remove(); err != nil {
+		t.Fatalf("the stopping daemon removes the empty parent: %v", err)
+	}
+	g, err := first.New("after", Limits{PidsMax: 8})
+	if err != nil {
+		t.Fatalf("a group after the parent went: %v", err)
+	}
+	if err := g.Remove(testguard.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Remove(); err != nil {
+		t.Errorf("parent left behind: %v", err)
+	}
+}
