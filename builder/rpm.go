@@ -676,7 +676,7 @@ func (j *rpmJob) switchTo(snap string) error {
 	who := "build " + j.e.b.ID
 	m.Unhold(j.root, j.ext)
 	defer m.Hold(j.root, j.ext, who)
-	if err := removeWithRetry(context.WithoutCancel(j.ctx), m, j.root, j.ext); err != nil {
+	if err := RemoveWorkdirRetry(context.WithoutCancel(j.ctx), m, j.root, j.ext); err != nil {
 		return fmt.Errorf("switch to builddep snapshot %s: %w", snap, err)
 	}
 	if _, err := m.CreateWorkdir(context.WithoutCancel(j.ctx), j.root, snap, j.ext); err != nil {

@@ -136,7 +136,7 @@ func (b *Builder) run(ctx context.Context, e *entry) {
 			logf("keeping workdir %s.%s", req.Config, ext)
 			return
 		}
-		if err := removeWithRetry(context.WithoutCancel(ctx), m, req.Config, ext); err != nil {
+		if err := RemoveWorkdirRetry(context.WithoutCancel(ctx), m, req.Config, ext); err != nil {
 			logf("could not remove workdir %s.%s: %v", req.Config, ext, err)
 			b.log.Error("remove build workdir", "build", id, "err", err)
 			return
@@ -333,10 +333,10 @@ func existingWorkdir(m Volumes, root, ext string) (*lvm.WorkdirState, error) {
 	return nil, fmt.Errorf("no mounted workdir %s.%s to build in", root, ext)
 }
 
-// removeWithRetry removes a build's workdir. The sandbox's mount namespace
-// holds the workdir's filesystem until the kernel has torn it down, which
-// can take a moment after the build's last process exits.
-func removeWithRetry(ctx context.Context, m Volumes, root, ext string) error {
+// RemoveWorkdirRetry removes a build's workdir. The sandbox's mount
+// namespace holds the workdir's filesystem until the kernel has torn it
+// down, which can take a moment after the build's last process exits.
+func RemoveWorkdirRetry(ctx context.Context, m Volumes, root, ext string) error {
 	var err error
 	for i := 0; i < 50; i++ {
 		err = m.RemoveWorkdir(ctx, root, ext)

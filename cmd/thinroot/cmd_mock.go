@@ -259,7 +259,7 @@ func (r *mockRun) workdir(ctx context.Context) (bool, error) {
 	if r.family {
 		unbind(r.root)
 	}
-	if err := removeWorkdirRetry(ctx, r.m, r.c.Root, r.ext); err != nil {
+	if err := builder.RemoveWorkdirRetry(ctx, r.m, r.c.Root, r.ext); err != nil {
 		return false, fmt.Errorf("remove the workdir %s.%s whose mount %s is gone: %w", r.c.Root, r.ext, r.root, err)
 	}
 	return false, nil
@@ -273,7 +273,7 @@ func (r *mockRun) removeRoot(ctx context.Context) error {
 		unbind(r.root)
 	}
 	if _, cs := r.m.State().Config(r.c.Root); cs != nil && cs.Workdir(r.ext) != nil {
-		if err := removeWorkdirRetry(ctx, r.m, r.c.Root, r.ext); err != nil {
+		if err := builder.RemoveWorkdirRetry(ctx, r.m, r.c.Root, r.ext); err != nil {
 			return fmt.Errorf("remove the root %s: %w", r.root, err)
 		}
 	}
@@ -295,19 +295,19 @@ func (r *mockRun) removeRoot(ctx context.Context) error {
 	return nil
 }
 
-func removeWorkdirRetry(ctx context.Context, m *lvm.Manager, root, ext string) error {
-	var err error
-	for i := 0; i < 50; i++ {
-		err = m.RemoveWorkdir(ctx, root, ext)
-		if err == nil || errors.Is(err, lvm.ErrNotFound) {
-			return nil
-		}
-		if !errors.Is(err, lvm.ErrBusy) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
+// rootWithLogs opens the result logs and makes sure the root is there, as
+// the modes that work in an existing root (--chroot, --shell, --install,
+// --copyin, --copyout) start.
+func (r *mockRun) rootWithLogs(ctx context.Context) (*rpmroot.Logs, error) {
+	logs, err := r.openLogs()
+	if err != nil {
+		return nil, err
 	}
-	return err
+	if _, err := r.ensureRoot(ctx, logs); err != nil {
+		logs.Close()
+		return nil, err
+	}
+	return logs, nil
 }
 
 // ensureRoot makes the root when it is missing: the config's bootstrap
@@ -463,14 +463,11 @@ func (r *mockRun) sandboxSpec(argv []string) (sandbox.Spec, error) {
 
 // chroot is --chroot and --shell: the command's status is mock's.
 func (r *mockRun) chroot(ctx context.Context) error {
-	logs, err := r.openLogs()
+	logs, err := r.rootWithLogs(ctx)
 	if err != nil {
 		return err
 	}
 	defer logs.Close()
-	if _, err := r.ensureRoot(ctx, logs); err != nil {
-		return err
-	}
 	argv := r.o.Command()
 	interactive := false
 	if r.o.Mode == mockcli.ModeShell {
@@ -524,14 +521,11 @@ func commandExit(ctx context.Context, err error) error {
 // install is --install: the package manager on the root, mock's 30 when
 // it fails.
 func (r *mockRun) install(ctx context.Context) error {
-	logs, err := r.openLogs()
+	logs, err := r.rootWithLogs(ctx)
 	if err != nil {
 		return err
 	}
 	defer logs.Close()
-	if _, err := r.ensureRoot(ctx, logs); err != nil {
-		return err
-	}
 	state := "installing " + strings.Join(r.o.Args, " ")
 	logs.Start(state)
 	err = r.rc.PM.Run(ctx, r.root, pkgmgr.RunOptions{Out: logs.Root(), DetachUnder: []string{r.c.Basedir, r.a.g.stateDir},
@@ -549,14 +543,11 @@ func (r *mockRun) install(ctx context.Context) error {
 // --copyin runs as root, --copyout as the build user (the files it
 // writes on the host are the caller's).
 func (r *mockRun) copy(ctx context.Context) error {
-	logs, err := r.openLogs()
+	logs, err := r.rootWithLogs(ctx)
 	if err != nil {
 		return err
 	}
 	defer logs.Close()
-	if _, err := r.ensureRoot(ctx, logs); err != nil {
-		return err
-	}
 	cwd, _ := os.Getwd()
 	args := r.o.Args
 	srcs, dest := args[:len(args)-1], args[len(args)-1]

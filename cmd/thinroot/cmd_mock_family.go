@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/thinroot/thinroot/builder"
 	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
@@ -112,7 +113,7 @@ func (r *mockRun) sweepFamily(ctx context.Context) {
 			}
 			defer h.Release()
 		}
-		if err := removeWorkdirRetry(ctx, r.m, r.c.Root, w.Ext); err != nil {
+		if err := builder.RemoveWorkdirRetry(ctx, r.m, r.c.Root, w.Ext); err != nil {
 			r.a.logger().Warn("remove a family workdir whose root is gone", "workdir", r.c.Root+"."+w.Ext, "root", root, "err", err)
 			continue
 		}

@@ -41,6 +41,9 @@ const (
 
 func newMockEnv(t *testing.T) *mockEnv {
 	t.Helper()
+	// The binary under test takes its group from THINROOT_TEST_MOCK_GROUP
+	// only in a test build (cmd_mock_testgroup.go).
+	lvmtest.RequireCrashPoints(t)
 	e := newCLI(t)
 	d, err := rpmdist.Ensure(testguard.Context(t), lvmtest.TestWriter(t))
 	if err != nil {

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -179,20 +177,7 @@ func (a *app) runInWorkdir(ctx context.Context, name string, argv []string, inte
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = a.stdout, a.stderr
-	err = cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return nil
-	case ctx.Err() != nil:
-		return &cliError{code: exitInterrupted, err: errInterrupted, msg: "interrupted"}
-	case errors.As(err, &ee):
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return silentExit{128 + int(ws.Signal())}
-		}
-		return silentExit{ee.ExitCode()}
-	}
-	return err
+	return commandExit(ctx, cmd.Run())
 }
 
 func runInstall(ctx context.Context, a *app, args []string) error {
