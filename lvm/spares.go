@@ -95,8 +95,10 @@ type spareSet struct {
 	ready map[spareKey][]*spare
 	used  map[spareKey]time.Time
 
-	// taken counts hand-overs.
-	taken atomic.Int64
+	// taken counts hand-overs, warmed spares whose cache was filled.
+	taken, warmed atomic.Int64
+	// hot is what the workdirs of each key read (spares_warm.go).
+	hot map[spareKey]*hotSet
 
 	kick chan struct{}
 	stop context.CancelFunc
@@ -150,6 +152,7 @@ func (m *Manager) StartSpares(ctx context.Context, o SpareOptions) error {
 			m.sparesLockPath(), ErrBusy)
 	}
 	s := &spareSet{opts: o, dir: m.sparesDir(), owner: l, ready: map[spareKey][]*spare{}, used: map[spareKey]time.Time{},
+		hot:  map[spareKey]*hotSet{},
 		kick: make(chan struct{}, 1), done: make(chan struct{})}
 	m.sweepSparesLocked(ctx)
 	if err := privateDir(s.dir); err != nil {
@@ -363,16 +366,31 @@ func (m *Manager) MakeSpare(ctx context.Context, root, snap string) error {
 		return err
 	}
 	defer unlockShared()
-	return m.do(ctx, root, lockCached, func(o *op) error {
+	var made *spare
+	err = m.do(ctx, root, lockCached, func(o *op) error {
 		sp, err := o.makeSpare(s, snap)
 		if err != nil {
 			return err
 		}
+		made = sp
 		s.mu.Lock()
 		s.ready[sp.key] = append(s.ready[sp.key], sp)
 		s.mu.Unlock()
 		return nil
 	})
+	if made != nil {
+		m.warm(made)
+	}
+	return err
+}
+
+// SparesWarmed counts the spares whose cache was filled with what earlier
+// workdirs of their snapshot read.
+func (m *Manager) SparesWarmed() int64 {
+	if s := m.keeper(); s != nil {
+		return s.warmed.Load()
+	}
+	return 0
 }
 
 func mustConfig(m *Manager, root string) *Config {
@@ -603,6 +621,13 @@ func sparesOf(r *backend.PoolReport, match func(origin string) bool) []string {
 func (m *Manager) sparesForRemoval(r *backend.PoolReport, match func(origin string) bool) (vols, mounts []string) {
 	if s := m.keeper(); s != nil {
 		s.take(func(sp *spare) bool { return match(sp.origin) })
+		s.mu.Lock()
+		for k := range s.hot {
+			if match(mock.SnapshotVolume(k.root, k.snap)) {
+				delete(s.hot, k)
+			}
+		}
+		s.mu.Unlock()
 	}
 	for _, v := range sparesOf(r, match) {
 		vols = append(vols, v)

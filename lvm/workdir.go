@@ -157,6 +157,8 @@ func (m *Manager) RemoveWorkdir(ctx context.Context, root, ext string) error {
 			return fmt.Errorf("remove workdir %s.%s: used by %s: %w", root, ext, who, ErrBusy)
 		}
 		target := o.c.ChrootDir(ext)
+		// What it read warms the next spares of its snapshot.
+		m.noteHot(root, o.r.Find(vol).Origin, target)
 		// Unmount before anything is recorded: a busy mount changes nothing.
 		if err := m.mounter.Unmount(target, false); err != nil {
 			return fmt.Errorf("remove workdir %s.%s: %w", root, ext, err)

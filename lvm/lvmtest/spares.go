@@ -120,6 +120,26 @@ func testSpares(t *testing.T, env Env) {
 	// The refill makes another.
 	WaitFor(t, 5*time.Second, "the refill", func() bool { return f.M.Spares()[f.Root+"/"+lvm.PostInit] == 1 })
 
+	// What a removed workdir read warms the next spare of its snapshot
+	// (block volumes on loop devices).
+	if env.Name == "file" {
+		w2, err := f.M.CreateWorkdir(ctx, f.Root, lvm.PostInit, "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.ReadFile(filepath.Join(w2.Mountpoint, "etc", "issue")); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.M.RemoveWorkdir(ctx, f.Root, "b"); err != nil {
+			t.Fatal(err)
+		}
+		warmed := f.M.SparesWarmed()
+		if err := f.M.MakeSpare(ctx, f.Root, lvm.PostInit); err != nil {
+			t.Fatal(err)
+		}
+		WaitFor(t, 5*time.Second, "a warmed spare", func() bool { return f.M.SparesWarmed() > warmed })
+	}
+
 	// A snapshot's spares go with it.
 	if err := f.M.Snapshot(ctx, f.Root, "a", "s1"); err != nil {
 		t.Fatal(err)
