@@ -64,7 +64,15 @@ type SpareOptions struct {
 	// Idle is how long after its last use a (config, snapshot) keeps its
 	// spares; default DefaultSpareIdle.
 	Idle time.Duration
+	// Max bounds the spares kept in all, the most recently used
+	// (config, snapshot) first; default DefaultSpareMax.
+	Max int
 }
+
+// DefaultSpareMax is how many spares a keeper holds at most, whatever the
+// number of (config, snapshot) pairs in use: each is a device and a
+// mount.
+const DefaultSpareMax = 8
 
 // DefaultSpareIdle is how long a (config, snapshot) keeps its spares
 // after it was last used.
@@ -133,6 +141,9 @@ func (m *Manager) StartSpares(ctx context.Context, o SpareOptions) error {
 	}
 	if o.Idle <= 0 {
 		o.Idle = DefaultSpareIdle
+	}
+	if o.Max <= 0 {
+		o.Max = DefaultSpareMax
 	}
 	if o.Count < 0 {
 		o.Count = 0
@@ -314,6 +325,10 @@ func (m *Manager) refillLoop(ctx context.Context, s *spareSet) {
 func (m *Manager) refill(ctx context.Context, s *spareSet) {
 	s.mu.Lock()
 	var want, idle []spareKey
+	total := 0
+	for _, l := range s.ready {
+		total += len(l)
+	}
 	for k, t := range s.used {
 		if time.Since(t) > s.opts.Idle {
 			idle = append(idle, k)
@@ -328,15 +343,19 @@ func (m *Manager) refill(ctx context.Context, s *spareSet) {
 			m.removeSpare(ctx, sp)
 		}
 	}
-	sort.Slice(want, func(i, j int) bool { return want[i].root+want[i].snap < want[j].root+want[j].snap })
+	// The most recently used first, up to Max spares in all.
+	s.mu.Lock()
+	sort.Slice(want, func(i, j int) bool { return s.used[want[i]].After(s.used[want[j]]) })
+	s.mu.Unlock()
 	for _, k := range want {
 		for ctx.Err() == nil {
 			s.mu.Lock()
 			n := len(s.ready[k])
 			s.mu.Unlock()
-			if n >= s.opts.Count {
+			if n >= s.opts.Count || total >= s.opts.Max {
 				break
 			}
+			total++
 			if err := m.MakeSpare(ctx, k.root, k.snap); err != nil {
 				if !errors.Is(err, errNoSpareRoom) {
 					m.log.Warn("make a warm spare", "config", k.root, "snapshot", k.snap, "err", err)
