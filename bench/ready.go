@@ -170,6 +170,16 @@ func (e *env) setupBtrfs(mw *mainWorld, sizes []int) error {
 	return err
 }
 
+// readyExt is the unique-ext of a repetition's workdir. The two trees of
+// the main world share its configs, so each approach has names of its
+// own: a name one tree just removed may still be in the other's picture.
+func readyExt(approach string, rep int) string {
+	if approach == "thinroot-spare" {
+		return fmt.Sprintf("s%02d", rep)
+	}
+	return fmt.Sprintf("r%02d", rep)
+}
+
 // spareSnapDir is snapDir in the tree that keeps spares.
 func (mw *mainWorld) spareSnapDir(mb int) string {
 	return filepath.Join(mw.spareMnt, "pools", mw.w.pool, "configs", configFor(mb), "snapshots", "postinit")
@@ -260,7 +270,7 @@ func (e *env) readyOnce(mw *mainWorld, approach string, mb, rep int) (total, chr
 			w = &sw
 		}
 		cfg := configFor(mb)
-		ext := fmt.Sprintf("r%02d", rep)
+		ext := readyExt(approach, rep)
 		dir := filepath.Join(snapDir(w, cfg), ext)
 		if err = step("mkdir", dir); err != nil {
 			return
@@ -380,7 +390,7 @@ func (e *env) benchReady(mw *mainWorld, sizes []int, reps, slowReps int) (*Bench
 				}
 				var ds []time.Duration
 				for rep := 0; rep < reps; rep++ {
-					if d, ok := log[fmt.Sprintf("%s.r%02d", configFor(mb), rep)]; ok {
+					if d, ok := log[configFor(mb)+"."+readyExt(a.id, rep)]; ok {
 						ds = append(ds, d)
 					}
 				}
