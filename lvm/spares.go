@@ -67,7 +67,16 @@ type SpareOptions struct {
 	// Max bounds the spares kept in all, the most recently used
 	// (config, snapshot) first; default DefaultSpareMax.
 	Max int
+	// RefillDelay is how long the refill waits after a hand-over before it
+	// clones the next spare, so that the clone, the mount and the cache
+	// warming do not compete with the first moments of the workdir just
+	// handed over (its first execs); default DefaultRefillDelay, negative
+	// for none.
+	RefillDelay time.Duration
 }
+
+// DefaultRefillDelay is SpareOptions.RefillDelay's default.
+const DefaultRefillDelay = 250 * time.Millisecond
 
 // DefaultSpareMax is how many spares a keeper holds at most, whatever the
 // number of (config, snapshot) pairs in use: each is a device and a
@@ -144,6 +153,9 @@ func (m *Manager) StartSpares(ctx context.Context, o SpareOptions) error {
 	}
 	if o.Max <= 0 {
 		o.Max = DefaultSpareMax
+	}
+	if o.RefillDelay == 0 {
+		o.RefillDelay = DefaultRefillDelay
 	}
 	if o.Count < 0 {
 		o.Count = 0
@@ -316,6 +328,13 @@ func (m *Manager) refillLoop(ctx context.Context, s *spareSet) {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
+			if d := s.opts.RefillDelay; d > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(d):
+				}
+			}
 		case <-tick.C:
 		}
 		m.refill(ctx, s)
