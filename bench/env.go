@@ -32,6 +32,9 @@ type env struct {
 	logsDir  string // where daemons' logs are copied at the end ("": nowhere)
 	bg       []*bgProc
 	logf     func(format string, args ...any)
+	// rpmReps are benchmark 6's repetitions: warm builds, C builds, cold
+	// builds, runs of 8 at once.
+	rpmReps [4]int
 }
 
 // run runs a command to completion; on failure the error carries the
@@ -102,6 +105,9 @@ type world struct {
 	backend  string   // the pool's backend ("" for thinroot's default, file)
 	configs  []string // every config it made, to scrub at the end
 	poolMade bool
+	// extraEnv is added to every thinroot command of the world (a config
+	// dir, a cache dir).
+	extraEnv []string
 }
 
 func (e *env) newWorld(name, pool, poolSize, volSize string) (*world, error) {
@@ -131,7 +137,7 @@ func (e *env) newWorldOn(backend, name, pool, poolSize, volSize string) (*world,
 }
 
 func (w *world) env() []string {
-	return []string{"THINROOT_STATE_DIR=" + w.state, "THINROOT_BASEDIR=" + w.basedir, "THINROOT_LOG_LEVEL=warn"}
+	return append([]string{"THINROOT_STATE_DIR=" + w.state, "THINROOT_BASEDIR=" + w.basedir, "THINROOT_LOG_LEVEL=warn"}, w.extraEnv...)
 }
 
 // tr runs the thinroot CLI in a world.
@@ -235,13 +241,39 @@ func isFUSE(dir string) bool {
 }
 
 // mountTree mounts the world's tree with its configs registered.
-func (e *env) mountTree(w *world) (*bgProc, error) {
-	args := []string{"mount", w.mnt}
+func (e *env) mountTree(w *world, extra ...string) (*bgProc, error) {
+	return e.mountTreeAt(w, w.mnt, "tree", extra...)
+}
+
+// mountTreeAt mounts another tree of w's configs at mnt (its log is
+// <what>.log), with extra flags.
+func (e *env) mountTreeAt(w *world, mnt, what string, extra ...string) (*bgProc, error) {
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		return nil, err
+	}
+	args := []string{"mount", mnt}
 	for _, c := range w.configs {
 		args = append(args, "--config", c)
 	}
 	args = append(args, w.configArgs()...)
-	return e.start(w, "tree", func() bool { return isFUSE(w.mnt) }, args...)
+	args = append(args, extra...)
+	return e.start(w, what, func() bool { return isFUSE(mnt) }, args...)
+}
+
+// mountTable is the set of mount points now.
+func mountTable() map[string]bool {
+	out := map[string]bool{}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 {
+			out[strings.ReplaceAll(f[4], "\\040", " ")] = true
+		}
+	}
+	return out
 }
 
 // sync flushes every filesystem twice: the second pass writes what the

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -14,7 +15,8 @@ import (
 
 // Approaches, in the order tables and the chart show them.
 var readyApproaches = []struct{ id, label string }{
-	{"thinroot", "thinroot: mkdir in the tree"},
+	{"thinroot", "thinroot: mkdir in the tree, no spare"},
+	{"thinroot-spare", "thinroot: mkdir in the tree, a warm spare ready"},
 	{"thinroot-btrfs", "thinroot, btrfs backend: mkdir in the tree"},
 	{"untar", "untar the root cache (tar.gz)"},
 	{"cp", "cp -a"},
@@ -28,6 +30,10 @@ type mainWorld struct {
 	alt   string // the alternatives' filesystem
 	roots map[int]*rootInfo
 	tree  *bgProc
+	// spareTree is a second tree on the same world that keeps a warm
+	// spare per config (the other trees keep none).
+	spareTree *bgProc
+	spareMnt  string
 	// btrfs is the same configs on a btrfs pool (benchmark 1 only), with
 	// its own tree.
 	btrfs     *world
@@ -118,8 +124,23 @@ func (e *env) setupMain(sizes []int, withBtrfs bool) (*mainWorld, error) {
 	}
 	syncAll()
 	e.logf("mounting the tree")
-	if mw.tree, err = e.mountTree(w); err != nil {
+	if mw.tree, err = e.mountTree(w, "--spares", "0"); err != nil {
 		return mw, err
+	}
+	e.logf("mounting a second tree that keeps warm spares")
+	mw.spareMnt = filepath.Join(w.dir, "tree-spares")
+	if mw.spareTree, err = e.mountTreeAt(w, mw.spareMnt, "tree-spares", "--spares", "1"); err != nil {
+		return mw, err
+	}
+	// One workdir of each config through it, so it keeps a spare of each.
+	for _, mb := range sizes {
+		dir := filepath.Join(mw.spareSnapDir(mb), "warmup")
+		if err := e.run(nil, "mkdir", dir); err != nil {
+			return mw, err
+		}
+		if err := e.run(nil, "rmdir", dir); err != nil {
+			return mw, err
+		}
 	}
 	if withBtrfs {
 		if err := e.setupBtrfs(mw, sizes); err != nil {
@@ -145,8 +166,65 @@ func (e *env) setupBtrfs(mw *mainWorld, sizes []int) error {
 		}
 	}
 	syncAll()
-	mw.btrfsTree, err = e.mountTree(w)
+	mw.btrfsTree, err = e.mountTree(w, "--spares", "0")
 	return err
+}
+
+// readyExt is the unique-ext of a repetition's workdir. The two trees of
+// the main world share its configs, so each approach has names of its
+// own: a name one tree just removed may still be in the other's picture.
+func readyExt(approach string, rep int) string {
+	if approach == "thinroot-spare" {
+		return fmt.Sprintf("s%02d", rep)
+	}
+	return fmt.Sprintf("r%02d", rep)
+}
+
+// spareSnapDir is snapDir in the tree that keeps spares.
+func (mw *mainWorld) spareSnapDir(mb int) string {
+	return filepath.Join(mw.spareMnt, "pools", mw.w.pool, "configs", configFor(mb), "snapshots", "postinit")
+}
+
+// waitSpares waits (untimed) until the spare tree holds a mounted spare
+// of every config and no refill is under way, so a measurement finds one
+// ready and no clone runs beside it.
+func (e *env) waitSpares(mw *mainWorld, sizes []int) error {
+	vols := filepath.Join(mw.w.state, "pools", mw.w.pool, "volumes")
+	spares := filepath.Join(mw.w.state, "spares")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		have := map[string]bool{}
+		table := mountTable()
+		ents, _ := os.ReadDir(vols)
+		for _, en := range ents {
+			name, ok := strings.CutSuffix(en.Name(), ".json")
+			if !ok || !strings.HasPrefix(name, "thinroot-spare-") || !table[filepath.Join(spares, name)] {
+				continue
+			}
+			var sc struct {
+				Origin string `json:"origin"`
+			}
+			if readJSON(filepath.Join(vols, en.Name()), &sc) == nil {
+				have[sc.Origin] = true
+			}
+		}
+		intents, _ := os.ReadDir(filepath.Join(mw.w.state, "intents"))
+		all := len(intents) == 0
+		for _, mb := range sizes {
+			all = all && have["mock."+configFor(mb)+".postinit"]
+		}
+		if all {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no warm spare of every config after 60s (have %v): see %s", have, mw.spareTree.log)
+		}
+		select {
+		case <-e.ctx.Done():
+			return e.ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func (mw *mainWorld) template(mb int) string {
@@ -181,13 +259,18 @@ func (e *env) readyOnce(mw *mainWorld, approach string, mb, rep int) (total, chr
 		return err
 	}
 	switch approach {
-	case "thinroot", "thinroot-btrfs":
+	case "thinroot", "thinroot-btrfs", "thinroot-spare":
 		w := mw.w
 		if approach == "thinroot-btrfs" {
 			w = mw.btrfs
 		}
+		if approach == "thinroot-spare" {
+			sw := *mw.w
+			sw.mnt = mw.spareMnt
+			w = &sw
+		}
 		cfg := configFor(mb)
-		ext := fmt.Sprintf("r%02d", rep)
+		ext := readyExt(approach, rep)
 		dir := filepath.Join(snapDir(w, cfg), ext)
 		if err = step("mkdir", dir); err != nil {
 			return
@@ -261,6 +344,11 @@ func (e *env) benchReady(mw *mainWorld, sizes []int, reps, slowReps int) (*Bench
 				if err := e.ctx.Err(); err != nil {
 					return b, err
 				}
+				// Every approach runs with the spares made and no refill
+				// beside it.
+				if err := e.waitSpares(mw, sizes); err != nil {
+					return b, err
+				}
 				d, c, rm, err := e.readyOnce(mw, a, mb, rep)
 				if rm != nil {
 					if rerr := rm(); rerr != nil && err == nil {
@@ -282,6 +370,10 @@ func (e *env) benchReady(mw *mainWorld, sizes []int, reps, slowReps int) (*Bench
 	if err != nil {
 		e.logf("ready: reading the tree's log: %v", err)
 	}
+	spareDaemon, err := treeOps(mw.spareTree.log, "create workdir")
+	if err != nil {
+		e.logf("ready: reading the spare tree's log: %v", err)
+	}
 	for _, mb := range sizes {
 		param := sizeLabel(mb)
 		var thin *Measurement
@@ -291,11 +383,14 @@ func (e *env) benchReady(mw *mainWorld, sizes []int, reps, slowReps int) (*Bench
 			if c := measure("", "", "", "", "", ms(chroots[key(a.id, mb)])); c.N > 0 {
 				m.Extra["chroot_true_p50_ms"] = c.P50
 			}
-			if a.id == "thinroot" {
-				thin = m
+			if a.id == "thinroot" || a.id == "thinroot-spare" {
+				log := daemon
+				if a.id == "thinroot-spare" {
+					log = spareDaemon
+				}
 				var ds []time.Duration
 				for rep := 0; rep < reps; rep++ {
-					if d, ok := daemon[fmt.Sprintf("%s.r%02d", configFor(mb), rep)]; ok {
+					if d, ok := log[configFor(mb)+"."+readyExt(a.id, rep)]; ok {
 						ds = append(ds, d)
 					}
 				}
@@ -303,6 +398,9 @@ func (e *env) benchReady(mw *mainWorld, sizes []int, reps, slowReps int) (*Bench
 					m.Extra["daemon_create_workdir_p50_ms"] = dm.P50
 					m.Extra["daemon_create_workdir_p95_ms"] = dm.P95
 				}
+			}
+			if a.id == "thinroot" {
+				thin = m
 			} else {
 				thin.against(a.id+"_over_thinroot", m)
 			}
@@ -312,6 +410,7 @@ func (e *env) benchReady(mw *mainWorld, sizes []int, reps, slowReps int) (*Bench
 	b.headline(b.find("ready/thinroot/" + strconv.Itoa(mid)))
 	b.Commands = []string{
 		"thinroot: mkdir $MNT/pools/bench/configs/synth-<N>m/snapshots/postinit/<ext>; chroot $MNT/workdirs/synth-<N>m.<ext> /bin/true",
+		"thinroot, a warm spare ready: the same in a second tree on the same pool run with --spares 1 (the first tree runs with --spares 0); before every measurement of any approach (untimed) the run waits until that tree holds a mounted spare of every config and no operation is under way",
 		"thinroot, btrfs backend: the same in a second tree whose pool is a btrfs image (a subvolume snapshot, bind-mounted)",
 		"untar: mkdir -p $DST; tar --use-compress-program " + mw.compress + " -xf $ALT/cache-<N>.tar.gz -C $DST; chroot $DST /bin/true",
 		"cp -a: cp -a $ALT/template-<N> $DST; chroot $DST /bin/true",

@@ -23,6 +23,10 @@ var reportTemplate string
 // chartName is the chart's file, beside BENCHMARKS.md.
 const chartName = "ready-time.svg"
 
+// rpmChartName is benchmark 6's chart: the phases of an RPM build per
+// approach.
+const rpmChartName = "rpm-phases.svg"
+
 func cmdReport(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	dir := fs.String("dir", ".", "directory holding BENCHMARKS.json; BENCHMARKS.md and the chart are written there")
@@ -47,6 +51,13 @@ func report(res *Results, dir string) error {
 			return fmt.Errorf("chart: %w", err)
 		}
 		chart = chartName
+	}
+	rpmChart := ""
+	if b := res.bench("rpm"); b != nil && len(b.Measurements) > 0 {
+		if err := drawRPMChart(res, b, filepath.Join(dir, rpmChartName)); err != nil {
+			return fmt.Errorf("RPM chart: %w", err)
+		}
+		rpmChart = rpmChartName
 	}
 	t, err := template.New("report").Funcs(template.FuncMap{
 		"num":      num,
@@ -74,8 +85,9 @@ func report(res *Results, dir string) error {
 	var buf bytes.Buffer
 	data := struct {
 		*Results
-		Chart string
-	}{res, chart}
+		Chart    string
+		RPMChart string
+	}{res, chart, rpmChart}
 	if err := t.Execute(&buf, data); err != nil {
 		return err
 	}
@@ -220,7 +232,7 @@ func drawChart(res *Results, b *Benchmark, out string) error {
 	}
 	defer os.RemoveAll(tmp)
 	var plots []string
-	colors := map[string]string{"thinroot": "#1b7837", "thinroot-btrfs": "#7fbc41", "untar": "#b2182b", "cp": "#ef8a62", "overlay": "#2166ac"}
+	colors := map[string]string{"thinroot": "#1b7837", "thinroot-spare": "#00441b", "thinroot-btrfs": "#7fbc41", "untar": "#b2182b", "cp": "#ef8a62", "overlay": "#2166ac"}
 	for _, a := range readyApproaches {
 		var rows []string
 		for _, m := range b.Measurements {
@@ -263,6 +275,74 @@ plot %s
 	}
 	// gnuplot names its temporary data files in the SVG; keep the file
 	// the same from run to run apart from the figures.
+	svg, err := os.ReadFile(out)
+	if err != nil {
+		return err
+	}
+	svg = bytes.ReplaceAll(svg, []byte(tmp+"/"), nil)
+	return os.WriteFile(out, svg, 0o644)
+}
+
+// drawRPMChart draws benchmark 6 as stacked bars: for each source package
+// and approach, the p50 of each phase.
+func drawRPMChart(res *Results, b *Benchmark, out string) error {
+	if _, err := exec.LookPath("gnuplot"); err != nil {
+		return fmt.Errorf("gnuplot is not installed (apt-get install gnuplot-nox): %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "bench-chart-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	short := map[string]string{"thinroot-cold": "thinroot cold", "thinroot-warm": "thinroot warm",
+		"thinroot-hit": "thinroot builddep hit", "untar": "untar + dnf", "overlay": "overlayfs + dnf"}
+	var rows []string
+	for _, s := range rpmSRPMs {
+		for _, a := range rpmApproaches {
+			m := b.find("rpm/" + a.id + "/" + s.id)
+			if m == nil || m.N == 0 {
+				continue
+			}
+			row := fmt.Sprintf("\"%s: %s\"", s.id, short[a.id])
+			for _, p := range rpmPhases {
+				row += fmt.Sprintf(" %g", m.Extra[p.id+"_p50_s"])
+			}
+			rows = append(rows, row)
+		}
+		rows = append(rows, "\"\" 0 0 0 0")
+	}
+	data := filepath.Join(tmp, "rpm.dat")
+	if err := os.WriteFile(data, []byte(strings.Join(rows, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	colors := []string{"#4d9221", "#c51b7d", "#2166ac", "#999999"}
+	var plots []string
+	for i, p := range rpmPhases {
+		using := fmt.Sprintf("%d:xtic(1)", i+2)
+		if i == 0 {
+			using = "2:xtic(1)"
+		}
+		plots = append(plots, fmt.Sprintf("'%s' using %s lc rgb '%s' title '%s'", data, using, colors[i], p.label))
+	}
+	script := fmt.Sprintf(`set terminal svg size 900,520 dynamic font 'sans,11' background '#ffffff'
+set output '%s'
+set title 'RPM rebuild, phases per approach (p50 of each phase) - %s'
+set ylabel 'seconds'
+set style data histograms
+set style histogram rowstacked
+set style fill solid 0.9 border -1
+set boxwidth 0.75
+set xtics rotate by -40 left
+set grid ytics lc rgb '#dddddd'
+set key outside below center horizontal
+set bmargin 9
+plot %s
+`, out, res.Generated.Format("2006-01-02"), strings.Join(plots, ", \\\n  "))
+	cmd := exec.Command("gnuplot")
+	cmd.Stdin = strings.NewReader(script)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("gnuplot: %w: %s", err, b)
+	}
 	svg, err := os.ReadFile(out)
 	if err != nil {
 		return err

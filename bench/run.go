@@ -16,14 +16,17 @@ import (
 )
 
 // DefaultScratch is where a run works unless told otherwise: on the host
-// disk, away from /tmp (which may be a small tmpfs elsewhere).
-const DefaultScratch = "/var/tmp/thinroot-bench"
+// disk, away from /tmp (which may be a small tmpfs elsewhere) and from
+// /var/tmp: an RPM build whose basedir is under /var/tmp fails in rpmbuild
+// ("Unable to open temp file: Permission denied"; benchmark 6 found it).
+const DefaultScratch = "/var/lib/thinroot-bench"
 
 // runFlags are run's flags; clean takes them too (and uses -scratch), so
 // a wrapper can hand both the same arguments.
 type runFlags struct {
 	repo, out, scratch, thinroot, sizes, only, counts, goBenchtime *string
 	reps, slowReps, goCount                                        *int
+	rpmReps, rpmCCReps, rpmColdReps, rpmParReps                    *int
 	logs                                                           *string
 }
 
@@ -36,11 +39,15 @@ func newRunFlags(fs *flag.FlagSet) *runFlags {
 		reps:        fs.Int("reps", 20, "repetitions of each measurement"),
 		slowReps:    fs.Int("slow-reps", 10, "repetitions of untar and cp -a for roots of 1000 MiB and more"),
 		sizes:       fs.String("sizes", "50,300,1024", "root sizes in MiB for benchmark 1 (the middle one is the headline and benchmark 2's)"),
-		only:        fs.String("only", "", "comma-separated subset: ready,space,control,builds,go (default: all)"),
+		only:        fs.String("only", "", "comma-separated subset: ready,space,control,builds,rpm,go (default: all)"),
 		counts:      fs.String("lvm-counts", "bench/results/lvm-counts.json", "benchmark 5's counts from the VM, used when the file exists"),
 		goBenchtime: fs.String("go-benchtime", "100ms", "-benchtime of the Go benchmarks"),
 		goCount:     fs.Int("go-count", 5, "-count of the Go benchmarks"),
 		logs:        fs.String("logs", "", "copy the thinroot daemons' logs here before the scratch directory goes"),
+		rpmReps:     fs.Int("rpm-reps", 3, "repetitions of each warm RPM build (benchmark 6)"),
+		rpmCCReps:   fs.Int("rpm-cc-reps", 2, "repetitions of the C-compiling RPM build (benchmark 6)"),
+		rpmColdReps: fs.Int("rpm-cold-reps", 2, "RPM builds on a cold config, each bootstrapping one (benchmark 6)"),
+		rpmParReps:  fs.Int("rpm-parallel-reps", 1, "runs of 8 RPM builds at once on a cold config (benchmark 6)"),
 	}
 }
 
@@ -138,6 +145,7 @@ func cmdRun(args []string) error {
 			"so other work may add noise, alike for every approach (repetitions interleave the approaches).",
 	}
 
+	e.rpmReps = [4]int{*f.rpmReps, *f.rpmCCReps, *f.rpmColdReps, *f.rpmParReps}
 	runErr := e.runAll(res, do, sizes, *reps, *slowReps, *goBenchtime, *goCount)
 
 	// Cleanup, whatever happened: stop the daemons, scrub, remove pools,
@@ -227,6 +235,11 @@ func (e *env) runAll(res *Results, do func(string) bool, sizes []int, reps, slow
 				return err
 			}
 		}
+		if mw.spareTree != nil {
+			if err := mw.spareTree.stop(); err != nil {
+				return err
+			}
+		}
 		if err := e.closeWorld(mw.w, mw.tree); err != nil {
 			return err
 		}
@@ -266,6 +279,29 @@ func (e *env) runAll(res *Results, do func(string) bool, sizes []int, reps, slow
 			return err
 		}
 		if err := e.closeWorld(bw.w, bw.serve); err != nil {
+			return err
+		}
+	}
+	if do("rpm") {
+		e.logf("benchmark 6: RPM builds end to end")
+		r := e.rpmReps
+		rw, err := e.setupRPM(r[2], r[3])
+		if rw != nil && rw.w != nil {
+			worlds = append(worlds, rw.w)
+		}
+		if err != nil {
+			if rw != nil {
+				e.closeRPM(rw)
+			}
+			return fmt.Errorf("setting up benchmark 6: %w", err)
+		}
+		b, err := e.benchRPM(rw, r[0], r[1], r[2], r[3])
+		res.Benchmarks = append(res.Benchmarks, b)
+		if cerr := e.closeRPM(rw); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			b.Error = err.Error()
 			return err
 		}
 	}

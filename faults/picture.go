@@ -281,7 +281,9 @@ func Apply(p Picture, op Op) (Picture, bool) {
 		if empty {
 			q.Pools[c.Pool] = false
 		}
-	case "workdir-create":
+	case "spare-make", "spare-remove":
+		// Spares are nobody's: the picture does not change.
+	case "workdir-create", "spare-take":
 		snap := op.Snap
 		if snap == "" {
 			snap = c.Current[op.Ext]

@@ -65,6 +65,7 @@ type Manager struct {
 	backends map[string]backend.Backend // by Spec.String()
 	holds    map[string]string          // root+"/"+ext -> who
 	reaped   map[string]bool            // dead intents Refresh tried to finish
+	spares   *spareSet                  // nil unless this process keeps spares (spares.go)
 	dirty    bool
 	// changed is closed and replaced whenever a new State is published.
 	changed chan struct{}

@@ -33,6 +33,7 @@ func (m *Manager) Refresh(ctx context.Context) (*State, error) {
 		}
 		st = m.publish()
 	}
+	m.sweepSpares(ctx)
 	return st, errors.Join(errs...)
 }
 

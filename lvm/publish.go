@@ -176,6 +176,9 @@ func (v *view) buildPool(p poolView, roots []string, hidden map[string]bool) Poo
 			if !vol.Thin {
 				continue
 			}
+			if IsSpare(vol.Name) {
+				continue // not the user's: invisible, not counted
+			}
 			ps.Stats.ThinVolumes++
 			if hidden[p.name+"/"+vol.Name] {
 				continue

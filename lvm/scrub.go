@@ -73,6 +73,9 @@ func (o *op) scrub() error {
 			mounts = append(mounts, c.ChrootDir(vn.Name))
 		}
 	}
+	// The config's warm spares go first.
+	spareVols, spareMounts := o.m.sparesForRemoval(r, func(origin string) bool { return mock.IsOurs(root, origin) })
+	ours, mounts = append(spareVols, ours...), append(spareMounts, mounts...)
 	in := journal.Intent{Op: journal.Scrub, Volumes: ours, Mounts: mounts}
 	for _, ext := range c.dirs().SnapinfoExts() {
 		in.Records = append(in.Records, o.record(ext, ""))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/thinroot/thinroot/internal/crashpoint"
@@ -171,7 +172,9 @@ func (o *op) removeSnapshot(snap string) error {
 	}
 	// Records naming the snapshot fall back to postinit. They change only
 	// once the removal is on record, so a kill anywhere finishes both.
-	in := journal.Intent{Op: journal.SnapshotRemove, Volumes: []string{vol}}
+	// Its warm spares go with it, first.
+	spares, spareMounts := o.m.sparesForRemoval(o.r, func(origin string) bool { return origin == vol })
+	in := journal.Intent{Op: journal.SnapshotRemove, Volumes: append(spares, vol), Mounts: spareMounts}
 	for _, ext := range c.dirs().SnapinfoExts() {
 		if rec, _ := c.dirs().ReadSnapinfo(ext); rec == vol {
 			in.Records = append(in.Records, o.record(ext, mock.SnapshotVolume(root, mock.PostInit)))
@@ -186,6 +189,16 @@ func (o *op) removeSnapshot(snap string) error {
 		}
 	}
 	crashpoint.Hit("snapshot-remove:after-records")
+	for i, mp := range spareMounts {
+		if err := o.m.mounter.Unmount(mp, true); err != nil {
+			return fmt.Errorf("remove snapshot %s/%s: its spare: %w", root, snap, err)
+		}
+		if err := o.be.Remove(o.mctx, c.Pool, spares[i]); err != nil && !isNotFound(err) {
+			return fmt.Errorf("remove snapshot %s/%s: its spare: %w", root, snap, err)
+		}
+		os.Remove(mp)
+		o.m.patch(c.Pool, nil, spares[i])
+	}
 	if err := o.be.Remove(o.mctx, c.Pool, vol); err != nil && !isNotFound(err) {
 		return fmt.Errorf("remove snapshot %s/%s: %w", root, snap, err)
 	}

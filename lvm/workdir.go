@@ -66,13 +66,25 @@ func (o *op) createWorkdir(snap, ext string) (*WorkdirState, error) {
 		return nil, notFound("snapshot", root+"/"+snap)
 	}
 	if err := o.m.ensureSpace(o.ctx, c, o.be, o.r); err != nil {
-		return nil, fmt.Errorf("create workdir %s.%s: %w", root, ext, err)
+		// Spares are the first to make room for a user's volume.
+		if !errors.Is(err, ErrPoolFull) || !o.m.dropPoolSpares(o.mctx, c.Pool) {
+			return nil, fmt.Errorf("create workdir %s.%s: %w", root, ext, err)
+		}
+		if o.r, err = o.m.rescan(o.ctx, c.Pool); err != nil {
+			return nil, fmt.Errorf("create workdir %s.%s: %w", root, ext, err)
+		}
+		if err := o.m.ensureSpace(o.ctx, c, o.be, o.r); err != nil {
+			return nil, fmt.Errorf("create workdir %s.%s: %w", root, ext, err)
+		}
 	}
 	target := c.ChrootDir(ext)
 	if o.m.isMounted(target) {
 		// Another process made this workdir since our last scan (or
 		// something else sits on its mount point): either way it exists.
 		return nil, fmt.Errorf("create workdir %s.%s: %s is already mounted: %w", root, ext, target, ErrExists)
+	}
+	if w, ok := o.takeSpare(snap, ext, vol, target); ok {
+		return w, nil
 	}
 	err := o.begin(journal.Intent{Op: journal.WorkdirCreate, Volumes: []string{vol}, Mounts: []string{target},
 		Records: []journal.Record{o.record(ext, snapVol)}})
@@ -145,6 +157,8 @@ func (m *Manager) RemoveWorkdir(ctx context.Context, root, ext string) error {
 			return fmt.Errorf("remove workdir %s.%s: used by %s: %w", root, ext, who, ErrBusy)
 		}
 		target := o.c.ChrootDir(ext)
+		// What it read warms the next spares of its snapshot.
+		m.noteHot(root, o.r.Find(vol).Origin, target)
 		// Unmount before anything is recorded: a busy mount changes nothing.
 		if err := m.mounter.Unmount(target, false); err != nil {
 			return fmt.Errorf("remove workdir %s.%s: %w", root, ext, err)

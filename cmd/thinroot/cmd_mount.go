@@ -40,7 +40,12 @@ func treeFlags(fs *pflag.FlagSet) {
 	fs.String("group", "", "group owning the tree with root, whose members may mkdir, rmdir and write actions (default: mock if it exists, else root)")
 	fs.Var(&durationValue{v: fsview.DefaultRefresh}, "refresh", "how often the pools are rescanned (above zero); outside changes show within two intervals")
 	fs.Bool("debug-fuse", false, "log every FUSE request")
+	fs.Var(&countValue{min: 0, def: "1"}, "spares", "warm spares kept per config and snapshot used recently, 0 for none (default 1)")
 }
+
+// defaultSpares is how many warm spares the tree's server keeps per
+// (config, snapshot) used recently unless --spares says otherwise.
+const defaultSpares = 1
 
 // treeServer is a mounted tree and how to take it down.
 type treeServer struct {
@@ -50,6 +55,8 @@ type treeServer struct {
 	log    *slog.Logger
 	stop   context.CancelFunc
 	served chan struct{}
+	// stopSpares removes the warm spares once the tree is down.
+	stopSpares func()
 }
 
 // treeSetup reads the tree flags.
@@ -58,6 +65,7 @@ type treeSetup struct {
 	allowOther bool
 	refresh    time.Duration
 	debug      bool
+	spares     int
 	gid        uint32
 	group      string
 }
@@ -72,6 +80,10 @@ func (a *app) treeSetup(mp string) (treeSetup, error) {
 	ts.allowOther = getBool(fl, "allow-other")
 	ts.refresh = getDuration(fl, "refresh")
 	ts.debug = getBool(fl, "debug-fuse")
+	ts.spares = defaultSpares
+	if changed(fl, "spares") {
+		ts.spares = getCount(fl, "spares")
+	}
 	ts.gid, ts.group, err = treeGroup(getString(fl, "group"))
 	return ts, err
 }
@@ -102,7 +114,14 @@ func (a *app) mountTree(ts treeSetup, m *lvm.Manager, builds fsview.Builds) (*tr
 	log.Info("tree mounted", "mountpoint", ts.mp, "group", ts.group, "gid", ts.gid, "refresh", ts.refresh, "allow_other", ts.allowOther)
 	runCtx, stop := context.WithCancel(context.Background())
 	go tree.Run(runCtx)
-	t := &treeServer{mp: ts.mp, tree: tree, server: server, log: log, stop: stop, served: make(chan struct{})}
+	t := &treeServer{mp: ts.mp, tree: tree, server: server, log: log, stop: stop, served: make(chan struct{}), stopSpares: func() {}}
+	if ts.spares > 0 {
+		if err := m.StartSpares(runCtx, lvm.SpareOptions{Count: ts.spares}); err != nil {
+			log.Warn("no warm spares: every workdir is cloned when asked for", "err", err)
+		} else {
+			t.stopSpares = func() { m.StopSpares(context.Background()) }
+		}
+	}
 	go func() { server.Wait(); close(t.served) }()
 	return t, nil
 }
@@ -113,6 +132,7 @@ func (a *app) mountTree(ts treeSetup, m *lvm.Manager, builds fsview.Builds) (*tr
 // signal comes).
 func (t *treeServer) waitAndUnmount(ctx context.Context, sigs <-chan os.Signal) error {
 	defer t.stop()
+	defer t.stopSpares()
 	log, mp := t.log, t.mp
 	select {
 	case <-t.served:

@@ -204,3 +204,13 @@ type Mount struct {
 
 // Bind is the Mount Type of a directory to bind-mount.
 const Bind = "bind"
+
+// Renamer is implemented by backends that can give a volume another name
+// in place, atomically and without touching its data or its activation
+// (an attached device stays attached, a mounted volume stays mounted).
+// The Manager hands a warm spare over as a workdir that way. Rename fails
+// wrapping ErrExists when newName is taken and ErrNotFound when oldName
+// is gone.
+type Renamer interface {
+	Rename(ctx context.Context, pool, oldName, newName string) error
+}

@@ -350,3 +350,37 @@ func (b *Backend) destroyTemp(pool, name string) {
 		b.log.Warn("remove an abandoned temporary volume", "pool", pool, "volume", name, "err", err)
 	}
 }
+
+// Rename implements backend.Renamer: the sidecar under the new name
+// first, then the subvolume (never over another one), then the old
+// sidecar goes. A bind mount of the subvolume follows it. Sweep removes
+// the stray sidecar a crash may leave.
+func (b *Backend) Rename(ctx context.Context, pool, oldName, newName string) error {
+	if _, err := b.pools.Open(ctx, pool); err != nil {
+		return err
+	}
+	for _, n := range []string{oldName, newName} {
+		if n == "" || strings.ContainsAny(n, "/\x00") || strings.HasPrefix(n, ".") {
+			return fmt.Errorf("volume name %q: %w", n, backend.ErrInvalidName)
+		}
+	}
+	if _, err := os.Stat(b.path(pool, oldName)); err != nil {
+		return fmt.Errorf("rename volume %s: %w", oldName, backend.ErrNotFound)
+	}
+	var sc sidecar
+	imagepool.ReadJSON(b.sidecarPath(pool, oldName), &sc)
+	sc.Name = newName
+	if err := imagepool.WriteJSON(b.sidecarPath(pool, newName), sc); err != nil {
+		return fmt.Errorf("rename volume %s: %w", oldName, err)
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, b.path(pool, oldName), unix.AT_FDCWD, b.path(pool, newName), unix.RENAME_NOREPLACE)
+	if err != nil {
+		os.Remove(b.sidecarPath(pool, newName))
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("rename volume %s to %s: %w", oldName, newName, backend.ErrExists)
+		}
+		return fmt.Errorf("rename volume %s to %s: %w", oldName, newName, err)
+	}
+	os.Remove(b.sidecarPath(pool, oldName))
+	return fsutil.SyncDir(b.pools.Volumes(pool))
+}

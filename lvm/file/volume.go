@@ -453,3 +453,38 @@ func fsName(magic int64) string {
 	}
 	return fmt.Sprintf("a filesystem of type %#x", magic)
 }
+
+// Rename implements backend.Renamer: the sidecar under the new name
+// first, then the image (never over another one), then the old sidecar
+// goes. An attached loop device follows its file. A crash leaves either
+// the old volume with a stray sidecar or the new one with one; Sweep
+// removes sidecars without an image.
+func (b *Backend) Rename(ctx context.Context, pool, oldName, newName string) error {
+	if _, err := b.open(ctx, pool); err != nil {
+		return err
+	}
+	if !b.exists(pool, oldName) {
+		return fmt.Errorf("rename volume %s: %w", oldName, backend.ErrNotFound)
+	}
+	if b.exists(pool, newName) {
+		return fmt.Errorf("rename volume %s to %s: %w", oldName, newName, backend.ErrExists)
+	}
+	var sc sidecar
+	if err := readJSON(b.sidecarPath(pool, oldName), &sc); err != nil {
+		return fmt.Errorf("rename volume %s: %w", oldName, err)
+	}
+	sc.Name = newName
+	if err := writeJSON(b.sidecarPath(pool, newName), sc); err != nil {
+		return fmt.Errorf("rename volume %s: %w", oldName, err)
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, b.imgPath(pool, oldName), unix.AT_FDCWD, b.imgPath(pool, newName), unix.RENAME_NOREPLACE)
+	if err != nil {
+		os.Remove(b.sidecarPath(pool, newName))
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("rename volume %s to %s: %w", oldName, newName, backend.ErrExists)
+		}
+		return fmt.Errorf("rename volume %s to %s: %w", oldName, newName, err)
+	}
+	os.Remove(b.sidecarPath(pool, oldName))
+	return fsutil.SyncDir(b.volumesDir(pool))
+}

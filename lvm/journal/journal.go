@@ -40,6 +40,10 @@ const (
 	Snapshot       Op = "snapshot"
 	SnapshotRemove Op = "snapshot-remove"
 	Scrub          Op = "scrub"
+	// SpareCreate makes a warm spare: a workdir volume of no ext, mounted
+	// in the Manager's private spares directory; SpareRemove removes one.
+	SpareCreate Op = "spare-create"
+	SpareRemove Op = "spare-remove"
 )
 
 // Forward tells whether a dead operation of this type is finished (a
@@ -47,7 +51,7 @@ const (
 // undone (a creation: what it made goes, records get their old content).
 func (o Op) Forward() bool {
 	switch o {
-	case WorkdirRemove, SnapshotRemove, Scrub:
+	case WorkdirRemove, SnapshotRemove, Scrub, SpareRemove:
 		return true
 	}
 	return false

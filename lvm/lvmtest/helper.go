@@ -133,6 +133,14 @@ func Perform(ctx context.Context, m *lvm.Manager, job Job) error {
 		return m.RollbackTo(ctx, job.Root, job.Snap)
 	case "scrub":
 		return m.Scrub(ctx, job.Root)
+	case "spare-make", "spare-take", "spare-remove":
+		return performSpare(ctx, m, job)
+	case "spare-leave":
+		// A keeper that ends without stopping (a helper process only).
+		if err := m.StartSpares(ctx, lvm.SpareOptions{}); err != nil {
+			return err
+		}
+		return m.MakeSpare(ctx, job.Root, job.Snap)
 	}
 	return fmt.Errorf("unknown op %q", job.Op)
 }
@@ -170,4 +178,28 @@ func (f *Fixture) helperCmd(job Job, crashAt string) *exec.Cmd {
 		f.T.Fatal(err)
 	}
 	return cmd
+}
+
+// performSpare does the warm-spare jobs, each as a keeper of spares from
+// start to end: spare-make makes one spare of job.Snap (and, like
+// spare-remove, removes it as the keeper stops); spare-take makes one and
+// hands it over as workdir job.Ext.
+func performSpare(ctx context.Context, m *lvm.Manager, job Job) error {
+	if err := m.StartSpares(ctx, lvm.SpareOptions{}); err != nil {
+		return err
+	}
+	defer m.StopSpares(ctx)
+	if err := m.MakeSpare(ctx, job.Root, job.Snap); err != nil {
+		return err
+	}
+	if job.Op != "spare-take" {
+		return nil
+	}
+	if _, err := m.CreateWorkdir(ctx, job.Root, job.Snap, job.Ext); err != nil {
+		return err
+	}
+	if m.SparesTaken() != 1 {
+		return fmt.Errorf("workdir %s was cloned, not handed over from a spare", job.Ext)
+	}
+	return nil
 }

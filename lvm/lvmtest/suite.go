@@ -39,6 +39,8 @@ func Run(t *testing.T, env Env) {
 	t.Run("CurrentAndRollback", func(t *testing.T) { testCurrent(t, env) })
 	t.Run("ConfigWithoutFile", func(t *testing.T) { testDiscovered(t, env) })
 	t.Run("KilledInsideTheBackend", func(t *testing.T) { testKilledInBackend(t, env) })
+	t.Run("Spares", func(t *testing.T) { testSpares(t, env) })
+	t.Run("SparesOfADeadKeeper", func(t *testing.T) { testDeadKeeper(t, env) })
 }
 
 var ctx = context.Background()
