@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/backend"
@@ -300,8 +301,16 @@ func (w *World) checkPoolLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	r.Check(len(leaks) == 0, "leaked loop devices: %v", leaks)
+	// A keeper of warm spares mounts them in <state>/spares, a private
+	// bind of itself: those are its while it lives, and the next Manager
+	// sweeps them once it is gone.
+	spares := filepath.Join(w.StateDir, "spares")
+	kept := sparesKept(w.StateDir)
 	for _, e := range table {
 		if !strings.HasPrefix(e.Mountpoint, w.StateDir+"/") {
+			continue
+		}
+		if kept && (e.Mountpoint == spares || strings.HasPrefix(e.Mountpoint, spares+"/")) {
 			continue
 		}
 		name := strings.TrimPrefix(e.Mountpoint, w.PoolsDir()+"/")
@@ -386,4 +395,15 @@ func writeProbe(root string) error {
 		<-done
 		return errors.New("a write blocked for 10s: the filesystem was frozen")
 	}
+}
+
+// sparesKept tells whether a live process holds the spares lock of the
+// state directory (lvm's keeper of warm spares).
+func sparesKept(stateDir string) bool {
+	l, err := lock.TryLock(filepath.Join(stateDir, "locks", "spares.lock"), true)
+	if err != nil || l == nil {
+		return err == nil
+	}
+	l.Release()
+	return false
 }
