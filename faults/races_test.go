@@ -121,7 +121,8 @@ func cliOp(t *testing.T, w *faults.World, rnd *rand.Rand, p faults.Picture) func
 	var maybe []faults.Op
 	switch n := rnd.Intn(20); {
 	case !c.Ready && n < 12, n == 0:
-		op.Kind, verb, args = "init", "init", []string{w.Root}
+		// init takes what follows "--" as its bootstrap argv.
+		op.Kind, verb = "init", "init "+w.Root
 	case n == 1:
 		op.Kind, verb, args = "scrub", "scrub", []string{w.Root}
 	case n < 5:

@@ -178,10 +178,8 @@ func (s *server) waitExit(d time.Duration) bool {
 // the command as one.
 func cli(ctx context.Context, t testing.TB, w *faults.World, verb string, args ...string) (string, error) {
 	t.Helper()
-	// The names never start with "-", and init takes what follows "--"
-	// as its bootstrap: the arguments go before the flags.
-	argv := append(strings.Fields(verb), args...)
-	argv = append(argv, worldFlags(t, w)...)
+	argv := append(strings.Fields(verb), worldFlags(t, w)...)
+	argv = append(append(argv, "--"), args...)
 	cmd := exec.CommandContext(ctx, thinrootBin(t), argv...)
 	cmd.Dir = "/"
 	var out bytes.Buffer
