@@ -326,6 +326,10 @@ func (w *World) checkPoolLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
 	for _, pool := range uniq(w.Pool, w.By.Pool) {
 		ents, _ := os.ReadDir(filepath.Join(w.PoolsDir(), pool, "volumes"))
 		for _, e := range ents {
+			// A live keeper may be cloning a spare right now.
+			if kept && strings.HasPrefix(e.Name(), ".tmp-"+lvm.SparePrefix) {
+				continue
+			}
 			if strings.HasPrefix(e.Name(), ".") {
 				tmps = append(tmps, e.Name())
 			}
