@@ -370,17 +370,7 @@ func (b *Backend) Rename(ctx context.Context, pool, oldName, newName string) err
 	var sc sidecar
 	imagepool.ReadJSON(b.sidecarPath(pool, oldName), &sc)
 	sc.Name = newName
-	if err := imagepool.WriteJSON(b.sidecarPath(pool, newName), sc); err != nil {
-		return fmt.Errorf("rename volume %s: %w", oldName, err)
-	}
-	err := unix.Renameat2(unix.AT_FDCWD, b.path(pool, oldName), unix.AT_FDCWD, b.path(pool, newName), unix.RENAME_NOREPLACE)
-	if err != nil {
-		os.Remove(b.sidecarPath(pool, newName))
-		if errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("rename volume %s to %s: %w", oldName, newName, backend.ErrExists)
-		}
-		return fmt.Errorf("rename volume %s to %s: %w", oldName, newName, err)
-	}
-	os.Remove(b.sidecarPath(pool, oldName))
-	return fsutil.SyncDir(b.pools.Volumes(pool))
+	return imagepool.RenameVolume(oldName, newName, b.path(pool, oldName), b.path(pool, newName),
+		b.sidecarPath(pool, oldName), b.sidecarPath(pool, newName), b.pools.Volumes(pool),
+		func() error { return imagepool.WriteJSON(b.sidecarPath(pool, newName), sc) })
 }

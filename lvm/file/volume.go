@@ -474,17 +474,7 @@ func (b *Backend) Rename(ctx context.Context, pool, oldName, newName string) err
 		return fmt.Errorf("rename volume %s: %w", oldName, err)
 	}
 	sc.Name = newName
-	if err := writeJSON(b.sidecarPath(pool, newName), sc); err != nil {
-		return fmt.Errorf("rename volume %s: %w", oldName, err)
-	}
-	err := unix.Renameat2(unix.AT_FDCWD, b.imgPath(pool, oldName), unix.AT_FDCWD, b.imgPath(pool, newName), unix.RENAME_NOREPLACE)
-	if err != nil {
-		os.Remove(b.sidecarPath(pool, newName))
-		if errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("rename volume %s to %s: %w", oldName, newName, backend.ErrExists)
-		}
-		return fmt.Errorf("rename volume %s to %s: %w", oldName, newName, err)
-	}
-	os.Remove(b.sidecarPath(pool, oldName))
-	return fsutil.SyncDir(b.volumesDir(pool))
+	return imagepool.RenameVolume(oldName, newName, b.imgPath(pool, oldName), b.imgPath(pool, newName),
+		b.sidecarPath(pool, oldName), b.sidecarPath(pool, newName), b.volumesDir(pool),
+		func() error { return writeJSON(b.sidecarPath(pool, newName), sc) })
 }

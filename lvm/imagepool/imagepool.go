@@ -484,3 +484,26 @@ func readJSON(path string, v any) error {
 	}
 	return json.Unmarshal(data, v)
 }
+
+// RenameVolume is the end of a backend's Rename, the same for every
+// backend that keeps a volume as a file or subvolume with a JSON sidecar:
+// the sidecar is written under the new name first (writeNew), then the
+// volume is renamed, never over another one, then the old sidecar goes
+// and dir is synced. A crash leaves the old volume with a stray sidecar,
+// or the new one with one; the backends' Sweep removes sidecars whose
+// volume is gone.
+func RenameVolume(oldName, newName, oldPath, newPath, oldSidecar, newSidecar, dir string, writeNew func() error) error {
+	if err := writeNew(); err != nil {
+		return fmt.Errorf("rename volume %s: %w", oldName, err)
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, oldPath, unix.AT_FDCWD, newPath, unix.RENAME_NOREPLACE)
+	if err != nil {
+		os.Remove(newSidecar)
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("rename volume %s to %s: %w", oldName, newName, backend.ErrExists)
+		}
+		return fmt.Errorf("rename volume %s to %s: %w", oldName, newName, err)
+	}
+	os.Remove(oldSidecar)
+	return fsutil.SyncDir(dir)
+}
