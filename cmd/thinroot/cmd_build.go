@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -155,9 +156,12 @@ func buildExit(a *app, b builder.Build, took time.Duration) error {
 			code = *b.ExitCode
 		}
 		if b.Error != "" {
-			// Why, when thinroot knows better than the status: out of memory.
-			return &cliError{code: code, msg: fmt.Sprintf("build %s failed: %s", b.ID, b.Error),
-				hint: fmt.Sprintf("its log: thinroot logs %s; give it more with --memory-max", b.ID)}
+			// Why, when thinroot knows better than the status.
+			hint := fmt.Sprintf("its log: thinroot logs %s (and build.log in %s)", b.ID, b.ResultDir)
+			if strings.HasPrefix(b.Error, "out of memory") {
+				hint = fmt.Sprintf("its log: thinroot logs %s; give it more with --memory-max", b.ID)
+			}
+			return &cliError{code: code, msg: fmt.Sprintf("build %s failed: %s", b.ID, b.Error), hint: hint}
 		}
 		return &cliError{code: code, msg: fmt.Sprintf("build %s failed with exit status %d", b.ID, code),
 			hint: fmt.Sprintf("its log: thinroot logs %s (and build.log in %s)", b.ID, b.ResultDir)}

@@ -145,6 +145,8 @@ func TestCLIRPM(t *testing.T) {
 	}
 	if out, code := e.rpmRun("build", cfg, "--srpm", d.SRPM(rpmdist.SRPMFail)); code != 1 || !strings.Contains(out, rpmdist.FailMarker) {
 		t.Fatalf("failing build: exit %d, want rpmbuild's 1\n%s", code, out)
+	} else if strings.Contains(out, "--memory-max") {
+		t.Errorf("a build that failed in rpmbuild is told to take more memory:\n%s", out)
 	}
 	if _, code := e.rpmRun("build", cfg, "--srpm", "/nonexistent.src.rpm"); code == 0 {
 		t.Fatal("a missing SRPM was accepted")
