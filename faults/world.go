@@ -151,7 +151,7 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 	for _, e := range ents {
 		// A live keeper makes and drops spares in the background: its
 		// intents are work under way, not left by a crash.
-		if kept && strings.HasPrefix(e.Name(), "spare-") {
+		if kept && strings.HasPrefix(strings.TrimPrefix(e.Name(), ".new-"), "spare-") {
 			continue
 		}
 		left = append(left, e.Name())
