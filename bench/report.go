@@ -268,19 +268,7 @@ set grid ytics mytics xtics lc rgb '#dddddd'
 set key outside below center horizontal
 plot %s
 `, out, res.Generated.Format("2006-01-02"), strings.Join(xt, ", "), strings.Join(plots, ", \\\n  "))
-	cmd := exec.Command("gnuplot")
-	cmd.Stdin = strings.NewReader(script)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("gnuplot: %w: %s", err, b)
-	}
-	// gnuplot names its temporary data files in the SVG; keep the file
-	// the same from run to run apart from the figures.
-	svg, err := os.ReadFile(out)
-	if err != nil {
-		return err
-	}
-	svg = bytes.ReplaceAll(svg, []byte(tmp+"/"), nil)
-	return os.WriteFile(out, svg, 0o644)
+	return gnuplot(script, out, tmp)
 }
 
 // drawRPMChart draws benchmark 6 as stacked bars: for each source package
@@ -338,6 +326,13 @@ set key outside below center horizontal
 set bmargin 9
 plot %s
 `, out, res.Generated.Format("2006-01-02"), strings.Join(plots, ", \\\n  "))
+	return gnuplot(script, out, tmp)
+}
+
+// gnuplot runs script, which writes the SVG out. gnuplot names its
+// temporary data files (under tmp) in the SVG; they are cut out so the
+// file stays the same from run to run apart from the figures.
+func gnuplot(script, out, tmp string) error {
 	cmd := exec.Command("gnuplot")
 	cmd.Stdin = strings.NewReader(script)
 	if b, err := cmd.CombinedOutput(); err != nil {

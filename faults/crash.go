@@ -104,10 +104,6 @@ type crashOp struct {
 // ops is the matrix. Every crashpoint.Hit in the code must appear in it
 // (TestMatrixCoversEveryPoint checks).
 func ops(t testing.TB) []crashOp {
-	mid := func(w *World, ext, snap string) {
-		w.must(w.M.CreateWorkdir(bg, w.Root, lvm.PostInit, ext))
-		w.mustDo(w.M.Snapshot(bg, w.Root, ext, snap))
-	}
 	return []crashOp{
 		{
 			name:   "pool-create",
@@ -148,16 +144,9 @@ func ops(t testing.TB) []crashOp {
 			points: []string{"workdir-create:before-clone", "workdir-create:after-clone", "workdir-create:after-mount",
 				"workdir-create:after-record"},
 			world: WorldOptions{Exts: []string{"victim"}},
-			setup: func(w *World) {
-				w.Init(0)
-				mid(w, "t", "mid")
-				w.mustDo(w.M.RemoveWorkdir(bg, w.Root, "t"))
-			},
-			op: Op{Kind: "workdir-create", Snap: "mid", Ext: "victim"},
-			undo: func(w *World) {
-				w.mustDo(w.M.RemoveWorkdir(bg, w.Root, "victim"))
-				w.mustDo(w.M.SetCurrent(bg, w.Root, "victim", lvm.PostInit))
-			},
+			setup: initWithMid,
+			op:    Op{Kind: "workdir-create", Snap: "mid", Ext: "victim"},
+			undo:  removeVictim,
 		},
 		{
 			// A keeper of warm spares that dies making one: a running
@@ -178,16 +167,9 @@ func ops(t testing.TB) []crashOp {
 			points: []string{"spare-take:before-rename", "spare-take:after-rename", "spare-take:after-move",
 				"spare-take:after-record"},
 			world: WorldOptions{Exts: []string{"victim"}},
-			setup: func(w *World) {
-				w.Init(0)
-				mid(w, "t", "mid")
-				w.mustDo(w.M.RemoveWorkdir(bg, w.Root, "t"))
-			},
-			op: Op{Kind: "spare-take", Snap: "mid", Ext: "victim"},
-			undo: func(w *World) {
-				w.mustDo(w.M.RemoveWorkdir(bg, w.Root, "victim"))
-				w.mustDo(w.M.SetCurrent(bg, w.Root, "victim", lvm.PostInit))
-			},
+			setup: initWithMid,
+			op:    Op{Kind: "spare-take", Snap: "mid", Ext: "victim"},
+			undo:  removeVictim,
 		},
 		{
 			// A keeper that dies removing a spare as it stops.
@@ -533,3 +515,23 @@ func (f fileText) String() string {
 }
 
 var _ = fmt.Sprint
+
+// initWithMid initializes the config and makes the snapshot mid, with no
+// workdir left: where a new workdir is made from.
+func initWithMid(w *World) {
+	w.Init(0)
+	mid(w, "t", "mid")
+	w.mustDo(w.M.RemoveWorkdir(bg, w.Root, "t"))
+}
+
+// removeVictim undoes a workdir made for "victim" and its current record.
+func removeVictim(w *World) {
+	w.mustDo(w.M.RemoveWorkdir(bg, w.Root, "victim"))
+	w.mustDo(w.M.SetCurrent(bg, w.Root, "victim", lvm.PostInit))
+}
+
+// mid makes a workdir ext of postinit and snapshots it as snap.
+func mid(w *World, ext, snap string) {
+	w.must(w.M.CreateWorkdir(bg, w.Root, lvm.PostInit, ext))
+	w.mustDo(w.M.Snapshot(bg, w.Root, ext, snap))
+}
