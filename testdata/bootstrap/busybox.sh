@@ -31,17 +31,27 @@ mkdir -p "$ROOT/bin" "$ROOT/sbin" "$ROOT/usr/bin" "$ROOT/usr/sbin" "$ROOT/etc" \
 chmod 1777 "$ROOT/tmp" "$ROOT/var/tmp"
 cp "$BUSYBOX" "$ROOT/bin/busybox"
 chmod 0755 "$ROOT/bin/busybox"
-if [ "$(readlink -f "$BUSYBOX")" = /bin/busybox ]; then
-	# One process makes every applet link (to /bin/busybox, which is the
-	# copy inside the root once chrooted): much faster than a process
-	# per link where processes are expensive (emulated test VMs).
+real=$(readlink -f "$BUSYBOX")
+case "$real" in
+/bin/busybox | /usr/bin/busybox | /sbin/busybox | /usr/sbin/busybox)
+	# One process makes every applet link: much faster than a process
+	# per link where processes are expensive (in the emulated test VM a
+	# loop of ln took 30 s a root). busybox points its links at its own
+	# real path (/proc/self/exe); inside the root that path leads to the
+	# copy in /bin.
 	"$BUSYBOX" --install -s "$ROOT/bin"
-else
+	if [ "$real" != /bin/busybox ]; then
+		mkdir -p "$ROOT${real%/busybox}"
+		ln -sf /bin/busybox "$ROOT$real"
+	fi
+	;;
+*)
 	for applet in $("$BUSYBOX" --list); do
 		[ "$applet" = busybox ] && continue
 		ln -sf busybox "$ROOT/bin/$applet"
 	done
-fi
+	;;
+esac
 
 cat >"$ROOT/etc/passwd" <<PASSWD
 root:x:0:0:root:/root:/bin/sh
