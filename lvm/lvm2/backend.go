@@ -489,6 +489,28 @@ func (b *Backend) Remove(ctx context.Context, pool, name string) error {
 	return nil
 }
 
+var _ backend.Renamer = (*Backend)(nil)
+
+// Rename implements backend.Renamer with one lvrename. An active LV is
+// renamed in place, device-mapper device and all: its device number, and
+// so the /dev/dm-N node the Manager mounted, stay, and a mount on it stays
+// mounted. The Manager renames only volumes its records hold as its own
+// in pool, so there is no lvs first (Remove's check): a hand-over is on
+// the path a user waits on.
+func (b *Backend) Rename(ctx context.Context, pool, oldName, newName string) error {
+	if err := validateLV(oldName); err != nil {
+		return err
+	}
+	if err := validateLV(newName); err != nil {
+		return err
+	}
+	if _, err := b.run.Run(ctx, "lvrename", b.vg, oldName, newName); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", b.lvPath(oldName), newName, err)
+	}
+	b.log.Info("renamed thin volume", "pool", pool, "lv", oldName, "to", newName)
+	return nil
+}
+
 // Extend grows pool's data space by step bytes from the volume group's
 // free space (the Manager's autoextend). It refuses, wrapping ErrNoRoom,
 // when the volume group has less than step free. Two invocations (vgs,

@@ -219,6 +219,8 @@ var kinds = []struct {
 	// lvcreate -s of a missing origin; lvcreate --thinpool of a missing pool.
 	{regexp.MustCompile(`Snapshot origin LV \S+ not found in Volume group`), backend.ErrNotFound},
 	{regexp.MustCompile(`Pool \S+ not found in Volume group`), backend.ErrNotFound},
+	// lvrename of a missing LV.
+	{regexp.MustCompile(`Existing logical volume "[^"]*" not found in volume group`), backend.ErrNotFound},
 	// lvcreate of a name in use: thin volume and pool forms word it apart.
 	{regexp.MustCompile(`Logical [Vv]olume "?\S+?"? already exists in [Vv]olume group`), backend.ErrExists},
 	{regexp.MustCompile(`A volume group called \S+ already exists`), backend.ErrExists},

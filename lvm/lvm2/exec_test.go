@@ -19,6 +19,8 @@ func TestErrorMapping(t *testing.T) {
 		"vg-not-found":               backend.ErrNotFound,
 		"lv-not-found":               backend.ErrNotFound,
 		"lvremove-not-found":         backend.ErrNotFound,
+		"lvrename-not-found":         backend.ErrNotFound,
+		"lvrename-exists":            backend.ErrExists,
 		"snapshot-origin-not-found":  backend.ErrNotFound,
 		"thin-pool-not-found":        backend.ErrNotFound,
 		"lvcreate-exists":            backend.ErrExists,
@@ -173,6 +175,9 @@ func TestOperationCommands(t *testing.T) {
 		_, err := b.Activate(ctx, "mockbuild", "+mock.fedora-41-x86_64.try1")
 		return err
 	})
+	count("Rename (a spare handed over)", 1, func() error {
+		return b.Rename(ctx, "mockbuild", "+mock.fedora-41-x86_64.try1", "+mock.fedora-41-x86_64.try2")
+	})
 	count("Remove", 2, func() error { return b.Remove(ctx, "mockbuild", "+mock.fedora-41-x86_64.try1") })
 	count("Remove of another pool's volume", 1, func() error {
 		if err := b.Remove(ctx, "mockpool", "+mock.fedora-41-x86_64.try1"); !errors.Is(err, backend.ErrNotFound) {
@@ -187,6 +192,7 @@ func TestOperationCommands(t *testing.T) {
 		"lvcreate -s -n +mock.fedora-41-x86_64.try1 --setactivationskip y thinroot_vm/+mock.fedora-41-x86_64.head",
 		"lvcreate -s -n +mock.fedora-41-x86_64.try1 --setactivationskip n -ay --addtag thinroot.x=1 thinroot_vm/mock.fedora-41-x86_64.postinit",
 		"lvcreate --type thin --thinpool mockbuild -V 268435456b -n +mock.fedora-41-x86_64.try1 --setactivationskip n -ay thinroot_vm",
+		"lvrename thinroot_vm +mock.fedora-41-x86_64.try1 +mock.fedora-41-x86_64.try2",
 		"lvremove -f thinroot_vm/+mock.fedora-41-x86_64.try1",
 	}
 	var mutating []string

@@ -98,6 +98,8 @@ func TestRecordFixtures(t *testing.T) {
 	failure("lvcreate-exists", "lvcreate", "--type", "thin", "--thinpool", "mockbuild", "-V", "16m", "-n", "+mock.fedora-41-x86_64.head", vg)
 	failure("pool-exists", "lvcreate", "--thinpool", "mockbuild", "-L", "8m", "--errorwhenfull", "y", vg)
 	failure("lvremove-not-found", "lvremove", "-f", vg+"/nosuch")
+	failure("lvrename-exists", "lvrename", vg, "+mock.fedora-41-x86_64.try1", "+mock.fedora-41-x86_64.head")
+	failure("lvrename-not-found", "lvrename", vg, "nosuch", "other")
 	failure("snapshot-origin-not-found", "lvcreate", "-s", "-n", "x", vg+"/nosuch")
 	failure("thin-pool-not-found", "lvcreate", "--type", "thin", "--thinpool", "nosuchpool", "-V", "16m", "-n", "x", vg)
 	failure("vgcreate-exists", "vgcreate", vg, lvm2test.Disk(t))
