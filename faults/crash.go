@@ -57,14 +57,6 @@ var backendPoints = map[string][]string{
 	"pool-remove:after-unmount": {"file", "btrfs"},
 	"snapshot:while-frozen":     {"file"},
 	"init:after-mkfs":           {"file", "lvm2"},
-	// Warm spares need a backend that renames volumes (not lvm2's yet).
-	"spare-create:after-clone":   {"file", "btrfs"},
-	"spare-create:after-mount":   {"file", "btrfs"},
-	"spare-take:before-rename":   {"file", "btrfs"},
-	"spare-take:after-rename":    {"file", "btrfs"},
-	"spare-take:after-move":      {"file", "btrfs"},
-	"spare-take:after-record":    {"file", "btrfs"},
-	"spare-remove:after-unmount": {"file", "btrfs"},
 }
 
 // PointsFor lists the points the matrix runs on a backend.
