@@ -31,6 +31,7 @@ func StatsText(s lvm.Stats) string {
 	kv("configs", s.Configs)
 	kv("snapshots", s.Snapshots)
 	kv("workdirs", s.Workdirs)
+	kv("spares", s.Spares)
 	kv("warn_percent", fmt.Sprintf("%.0f", s.WarnPercent))
 	kv("refuse_percent", fmt.Sprintf("%.0f", s.RefusePercent))
 	kv("status", s.Status)

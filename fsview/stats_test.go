@@ -12,7 +12,7 @@ func TestStatsText(t *testing.T) {
 		WarnPercent: 75, RefusePercent: 90, Status: lvm.StatusOK}
 	txt := StatsText(s)
 	for _, k := range []string{"backend", "pool", "size_bytes", "used_bytes", "free_bytes", "data_percent",
-		"metadata_percent", "thin_volumes", "configs", "snapshots", "workdirs", "warn_percent", "refuse_percent", "status", "updated"} {
+		"metadata_percent", "thin_volumes", "configs", "snapshots", "workdirs", "spares", "warn_percent", "refuse_percent", "status", "updated"} {
 		if !strings.Contains(txt, "\n"+k+": ") && !strings.HasPrefix(txt, k+": ") {
 			t.Errorf("stats text lacks %q:\n%s", k, txt)
 		}

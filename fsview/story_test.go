@@ -20,7 +20,7 @@ import (
 
 // statsKeys are the figures DESIGN promises in both stats files.
 var statsKeys = []string{"backend", "pool", "size_bytes", "used_bytes", "free_bytes", "data_percent",
-	"metadata_percent", "thin_volumes", "configs", "snapshots", "workdirs", "warn_percent",
+	"metadata_percent", "thin_volumes", "configs", "snapshots", "workdirs", "spares", "warn_percent",
 	"refuse_percent", "status", "updated"}
 
 // TestUserStory is a packager's session: look around, make a workdir,

@@ -177,7 +177,8 @@ func (v *view) buildPool(p poolView, roots []string, hidden map[string]bool) Poo
 				continue
 			}
 			if IsSpare(vol.Name) {
-				continue // not the user's: invisible, not counted
+				ps.Stats.Spares++ // not the user's: counted apart, invisible
+				continue
 			}
 			ps.Stats.ThinVolumes++
 			if hidden[p.name+"/"+vol.Name] {

@@ -41,6 +41,7 @@ type Pool struct {
 	ThinVolumes     int
 	Snapshots       int
 	Workdirs        int
+	Spares          int
 	Up              bool // scanned without error at the last refresh
 }
 
@@ -205,7 +206,7 @@ var (
 	descUsed    = prometheus.NewDesc("thinroot_pool_used_bytes", "Data used in the pool.", []string{"pool"}, nil)
 	descData    = prometheus.NewDesc("thinroot_pool_data_percent", "Data use of the pool, in percent.", []string{"pool"}, nil)
 	descMeta    = prometheus.NewDesc("thinroot_pool_metadata_percent", "Metadata use of the pool, in percent.", []string{"pool"}, nil)
-	descVolumes = prometheus.NewDesc("thinroot_pool_volumes", "Volumes in the pool, by kind (thin: all thin volumes; snapshot; workdir).", []string{"pool", "kind"}, nil)
+	descVolumes = prometheus.NewDesc("thinroot_pool_volumes", "Volumes in the pool, by kind (thin: all thin volumes but warm spares; snapshot; workdir; spare).", []string{"pool", "kind"}, nil)
 	descConfigs = prometheus.NewDesc("thinroot_pool_configs", "Configs with volumes in the pool.", []string{"pool"}, nil)
 )
 
@@ -242,6 +243,7 @@ func (s *state) Collect(ch chan<- prometheus.Metric) {
 			gauge(descVolumes, float64(p.ThinVolumes), p.Name, "thin")
 			gauge(descVolumes, float64(p.Snapshots), p.Name, "snapshot")
 			gauge(descVolumes, float64(p.Workdirs), p.Name, "workdir")
+			gauge(descVolumes, float64(p.Spares), p.Name, "spare")
 			gauge(descConfigs, float64(p.Configs), p.Name)
 		}
 	}

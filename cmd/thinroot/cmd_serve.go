@@ -189,7 +189,7 @@ func poolMetrics(st *lvm.State) []metrics.Pool {
 		s := p.Stats
 		out = append(out, metrics.Pool{Name: p.Name, Backend: p.Backend, SizeBytes: s.SizeBytes, UsedBytes: s.UsedBytes,
 			DataPercent: s.DataPercent, MetadataPercent: s.MetadataPercent, Configs: s.Configs,
-			ThinVolumes: s.ThinVolumes, Snapshots: s.Snapshots, Workdirs: s.Workdirs, Up: p.Err == ""})
+			ThinVolumes: s.ThinVolumes, Snapshots: s.Snapshots, Workdirs: s.Workdirs, Spares: s.Spares, Up: p.Err == ""})
 	}
 	return out
 }

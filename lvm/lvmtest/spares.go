@@ -80,6 +80,9 @@ func testSpares(t *testing.T, env Env) {
 	if n := f.M.State().Pool(f.Pool).Stats.ThinVolumes; n != thin0 {
 		t.Errorf("thin volumes counted %d with a spare, %d without", n, thin0)
 	}
+	if n := f.M.State().Pool(f.Pool).Stats.Spares; n != 1 {
+		t.Errorf("the pool's stats count %d spares, want 1", n)
+	}
 	if m := f.MountsUnder(f.Basedir); len(m) != 0 {
 		t.Errorf("a spare is mounted in mock's paths: %v", m)
 	}
