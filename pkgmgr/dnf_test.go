@@ -84,6 +84,15 @@ func TestInstallIntoRoot(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, s.Cache().Dir)); err == nil {
 		t.Errorf("the host's cache path was left in the root")
 	}
+	// The root's own directories on the cache path stay, empty or not
+	// (the cache lies under TMPDIR: /tmp, or /var/tmp on some hosts).
+	for _, d := range []string{"tmp", "var/tmp"} {
+		if strings.HasPrefix(s.Cache().Dir, "/"+d+"/") {
+			if fi, err := os.Lstat(filepath.Join(root, d)); err != nil || !fi.IsDir() {
+				t.Errorf("the root's /%s is gone after a run whose cache lies under it: %v", d, err)
+			}
+		}
+	}
 	if ents, _ := os.ReadDir(s.Cache().Dir); len(ents) == 0 {
 		t.Errorf("nothing in the config's cache %s", s.Cache().Dir)
 	}

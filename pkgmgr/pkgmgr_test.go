@@ -299,3 +299,60 @@ func TestWriteIfChangedRace(t *testing.T) {
 		t.Fatalf("mode %v", fi.Mode())
 	}
 }
+
+// What dnf makes in the root for the host's cachedir goes after a run;
+// the root's own directories on that path stay, also when empty. (Which
+// directories a run's packages own is TestInstallIntoRoot's part: this
+// root has no package database.)
+func TestCleanRootKeepsTheRootsDirectories(t *testing.T) {
+	root := t.TempDir()
+	// rpm -qf looks the path up on the host first: the cache is real.
+	s := &Spec{CacheDir: filepath.Join(t.TempDir(), "cache")}
+	if err := os.MkdirAll(s.Cache().Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rel := s.cacheDirParts()
+	if len(rel) < 3 {
+		t.Fatalf("cache path %s too short for the test", s.Cache().Dir)
+	}
+	// The root has the first two directories of the path, the first
+	// sticky like /tmp and /var/tmp.
+	own := filepath.Join(root, rel[0], rel[1])
+	if err := os.MkdirAll(own, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, rel[0]), 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	had := s.cacheDirsIn(root)
+	if had != 2 {
+		t.Fatalf("cacheDirsIn = %d, want 2", had)
+	}
+	// What dnf writes for --setopt=cachedir= under --installroot.
+	made := filepath.Join(root, s.Cache().Dir)
+	if err := os.MkdirAll(made, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(made, "expired_repos.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.cleanRoot(t.Context(), root, had)
+	if _, err := os.Lstat(filepath.Join(own, rel[2])); err == nil {
+		t.Error("the directories dnf made for the host's cachedir are left in the root")
+	}
+	if fi, err := os.Lstat(own); err != nil || !fi.IsDir() {
+		t.Errorf("the root's own empty directory on the path went: %v", err)
+	}
+	if fi, err := os.Lstat(filepath.Join(root, rel[0])); err != nil || fi.Mode()&os.ModeSticky == 0 {
+		t.Errorf("the root's /%s after cleanRoot: %v, %v", rel[0], fi, err)
+	}
+
+	// A file of the root's own in the way is left alone.
+	if err := os.WriteFile(filepath.Join(own, rel[2]), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.cleanRoot(t.Context(), root, s.cacheDirsIn(root))
+	if _, err := os.Lstat(filepath.Join(own, rel[2])); err != nil {
+		t.Errorf("cleanRoot removed a file of the root's: %v", err)
+	}
+}

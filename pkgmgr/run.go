@@ -67,8 +67,9 @@ func (s *Spec) Run(ctx context.Context, root string, o RunOptions, args ...strin
 	tail := &tailBuffer{max: 256 << 10}
 	w := io.MultiWriter(out, tail)
 	cmd.Stdout, cmd.Stderr = w, w
+	had := s.cacheDirsIn(root)
 	err = cmd.Run()
-	s.cleanRoot(root)
+	s.cleanRoot(context.WithoutCancel(ctx), root, had)
 	status := 0
 	var ee *exec.ExitError
 	switch {
@@ -148,28 +149,66 @@ var hostDBPathUnderHome = sync.OnceValue(func() bool {
 	return strings.HasPrefix(strings.TrimSpace(string(out)), home)
 })
 
+// cacheDirsIn counts the leading components of the host cachedir's path
+// that root already has as directories (var and var/tmp of a root for a
+// cachedir under /var/tmp): those are the root's own, and cleanRoot must
+// leave them.
+func (s *Spec) cacheDirsIn(root string) int {
+	p := root
+	for i, c := range s.cacheDirParts() {
+		p = filepath.Join(p, c)
+		// Lstat: a symbolic link of the root's is never followed.
+		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+			return i
+		}
+	}
+	return len(s.cacheDirParts())
+}
+
+func (s *Spec) cacheDirParts() []string {
+	return strings.Split(strings.Trim(filepath.Clean(s.Cache().Dir), "/"), "/")
+}
+
 // cleanRoot removes what dnf writes into the root for a host cachedir
 // (<root><cachedir>/expired_repos.json) and the directories it made for
-// it, so snapshots of the root carry nothing of the host's paths.
-func (s *Spec) cleanRoot(root string) {
-	dir := s.Cache().Dir
-	rel := strings.Split(strings.Trim(filepath.Clean(dir), "/"), "/")
-	// Never follow a symbolic link of the root's: walk it component by
-	// component.
-	p := root
-	for _, c := range rel {
-		p = filepath.Join(p, c)
-		fi, err := os.Lstat(p)
-		if err != nil || !fi.IsDir() {
+// it, so snapshots of the root carry nothing of the host's paths. It
+// leaves the root's own directories on that path, even when empty: those
+// it had before the run (had, from cacheDirsIn) and those a package of
+// the run owns (the filesystem package's /tmp and /var/tmp, which dnf
+// made first for a cachedir under them). Removing an empty /var/tmp broke
+// rpmbuild in a root whose package cache lay under /var/tmp.
+func (s *Spec) cleanRoot(ctx context.Context, root string, had int) {
+	rel := s.cacheDirParts()
+	if s.cacheDirsIn(root) != len(rel) {
+		return
+	}
+	dir := func(n int) string { return filepath.Join(append([]string{root}, rel[:n]...)...) }
+	os.Remove(filepath.Join(dir(len(rel)), "expired_repos.json"))
+	keep := had
+	for keep < len(rel) && ownedByPackage(ctx, root, "/"+strings.Join(rel[:keep+1], "/")) {
+		keep++
+	}
+	for n := len(rel); n > keep; n-- {
+		if os.Remove(dir(n)) != nil {
 			return
 		}
 	}
-	os.Remove(filepath.Join(p, "expired_repos.json"))
-	for i := len(rel); i > 0; i-- {
-		if os.Remove(filepath.Join(append([]string{root}, rel[:i]...)...)) != nil {
-			return
-		}
+}
+
+// ownedByPackage tells whether a package installed in root owns path. When
+// rpm cannot say, the answer is yes: a directory left behind is harmless,
+// one of the root's removed is not.
+func ownedByPackage(ctx context.Context, root, path string) bool {
+	cmd, err := HostRPM(ctx, "-qf", "--root", root, "--qf", "%{NAME}\n", path)
+	if err != nil {
+		return true
 	}
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && strings.Contains(string(out), "is not owned by any package") {
+		return false
+	}
+	return true
 }
 
 // localRepoDirs are the file:// repository directories of the config.
