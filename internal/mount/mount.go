@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -170,17 +171,28 @@ func Bind(source, target string) error {
 // Unmount unmounts target. With lazy, a busy mount is detached now and
 // cleaned up by the kernel when its last user leaves. Not mounted is not
 // an error.
+//
+// A busy mount is tried again for up to busyWait: a reference can outlive
+// its holder for a moment. A child forked by another goroutine holds a
+// copy of every descriptor until its exec closes them, so a directory
+// opened on the mount to freeze it, closed just before, can still be
+// open there (a crash test with many bootstraps at once saw EBUSY so).
+// A user's shell inside the mount still gets EBUSY, a little later.
 func Unmount(target string, lazy bool) error {
 	flags := 0
 	if lazy {
 		flags = unix.MNT_DETACH
 	}
+	deadline := time.Now().Add(busyWait)
 	for {
 		err := unix.Unmount(target, flags)
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EBUSY) && time.Now().Before(deadline):
+			time.Sleep(busyRetry)
 			continue
 		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
 			if ok, _ := IsMountpoint(target); !ok {
@@ -190,6 +202,13 @@ func Unmount(target string, lazy bool) error {
 		return fmt.Errorf("unmount %s: %w", target, err)
 	}
 }
+
+// busyWait bounds Unmount's retries of a busy mount; busyRetry is the
+// pause between them.
+const (
+	busyWait  = 500 * time.Millisecond
+	busyRetry = 25 * time.Millisecond
+)
 
 // FIFREEZE and FITHAW are _IOWR('X', 119/120, int); x/sys/unix lacks them.
 const (

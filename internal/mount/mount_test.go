@@ -1,10 +1,12 @@
 package mount
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,5 +56,38 @@ func TestDetectFS(t *testing.T) {
 	os.WriteFile(empty, make([]byte, 1<<20), 0o644)
 	if _, err := DetectFS(empty); err == nil {
 		t.Error("an empty device has a filesystem?")
+	}
+}
+
+// A mount whose last reference goes a moment after Unmount starts is
+// unmounted; one held throughout is busy.
+func TestUnmountWaitsOutABriefHolder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs (CI runs as root)")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+
+	held, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Unmount(dir, false)
+	if !errors.Is(err, unix.EBUSY) {
+		t.Fatalf("Unmount of a mount held throughout: %v, want EBUSY", err)
+	}
+	if ok, _ := IsMountpoint(dir); !ok {
+		t.Fatal("a busy mount was unmounted")
+	}
+
+	time.AfterFunc(busyWait/5, func() { held.Close() })
+	if err := Unmount(dir, false); err != nil {
+		t.Fatalf("Unmount of a mount let go after %v: %v", busyWait/5, err)
+	}
+	if ok, _ := IsMountpoint(dir); ok {
+		t.Error("still mounted")
 	}
 }
