@@ -16,9 +16,7 @@ import (
 )
 
 // DefaultScratch is where a run works unless told otherwise: on the host
-// disk, away from /tmp (which may be a small tmpfs elsewhere) and from
-// /var/tmp: an RPM build whose basedir is under /var/tmp fails in rpmbuild
-// ("Unable to open temp file: Permission denied"; benchmark 6 found it).
+// disk, away from /tmp (which may be a small tmpfs elsewhere).
 const DefaultScratch = "/var/lib/thinroot-bench"
 
 // runFlags are run's flags; clean takes them too (and uses -scratch), so
