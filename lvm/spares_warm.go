@@ -1,6 +1,7 @@
 package lvm
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -150,6 +151,9 @@ func (m *Manager) warm(sp *spare) {
 	}
 	defer f.Close()
 	sort.Slice(pages, func(i, j int) bool { return pages[i] < pages[j] })
+	if pages = inData(f, pages); len(pages) == 0 {
+		return
+	}
 	page := int64(os.Getpagesize())
 	// Runs of consecutive pages, read in one go each.
 	buf := make([]byte, 1<<20)
@@ -162,4 +166,39 @@ func (m *Manager) warm(sp *spare) {
 		i = j
 	}
 	s.warmed.Add(1)
+}
+
+// inData keeps the pages (sorted) that lie in f's data, leaving those in
+// its holes. A hot set also holds what earlier workdirs wrote (a dnf
+// install: hundreds of MiB, mostly into blocks their snapshot never
+// allocated); in a fresh clone those pages are holes, which read as
+// zeros that no exec will ask for. When f cannot say, all pages stay.
+func inData(f *os.File, pages []int64) []int64 {
+	page := int64(os.Getpagesize())
+	fd := int(f.Fd())
+	var out []int64
+	// [dataStart, dataEnd) is the data run at or after the last page
+	// looked at; pages are sorted, so each run is sought once.
+	dataStart, dataEnd := int64(-1), int64(-1)
+	for _, p := range pages {
+		off := p * page
+		if off >= dataEnd {
+			start, err := unix.Seek(fd, off, unix.SEEK_DATA)
+			if errors.Is(err, unix.ENXIO) {
+				break // no data at or after off
+			}
+			if err != nil {
+				return pages
+			}
+			end, err := unix.Seek(fd, start, unix.SEEK_HOLE)
+			if err != nil {
+				return pages
+			}
+			dataStart, dataEnd = start, end
+		}
+		if off >= dataStart {
+			out = append(out, p)
+		}
+	}
+	return out
 }
