@@ -276,21 +276,29 @@ func (w *World) PoolsDir() string {
 }
 
 // checkPoolLeaks: every loop device backed by a file under the state
-// directory is a pool's image or a mounted workdir's, nothing but pools
-// is mounted there, and the pools hold no temporary files once the
-// Manager has opened them.
+// directory is a pool's image, a mounted workdir's or a live keeper's
+// spare's; nothing but pools and a live keeper's spares is mounted
+// there; and the pools hold no temporary files once the Manager has
+// opened them.
 func (w *World) checkPoolLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
 	mountedDev := map[string]bool{}
 	for _, e := range table {
 		mountedDev[e.Source] = true
 	}
 	var leaks []string
+	// A live keeper attaches a spare's image before it mounts it, and
+	// detaches it after it unmounts it: those are its while it lives.
+	kept := sparesKept(w.StateDir)
+	keepers := func(file string) bool {
+		name := filepath.Base(file)
+		return kept && (strings.HasPrefix(name, lvm.SparePrefix) || strings.HasPrefix(name, ".tmp-"+lvm.SparePrefix))
+	}
 	// Autoclear loop devices detach shortly after their last user goes.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		leaks = leaks[:0]
 		for file, dev := range loopBacking() {
-			if !strings.HasPrefix(file, w.StateDir+"/") {
+			if !strings.HasPrefix(file, w.StateDir+"/") || keepers(file) {
 				continue
 			}
 			isPool := false
@@ -311,7 +319,6 @@ func (w *World) checkPoolLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
 	// bind of itself: those are its while it lives, and the next Manager
 	// sweeps them once it is gone.
 	spares := filepath.Join(w.StateDir, "spares")
-	kept := sparesKept(w.StateDir)
 	for _, e := range table {
 		if !strings.HasPrefix(e.Mountpoint, w.StateDir+"/") {
 			continue
