@@ -60,8 +60,8 @@ test-btrfs:
 # tests run in a qemu VM booting a stock Debian kernel (testdata/vm/README.md).
 # The same boot runs builds' cgroups on cgroup v2 (this host has v1's
 # controllers; the VM mounts cgroup2 with all of them): about a minute more.
-# About 21 minutes on an idle 2-CPU host under TCG; beside other CPU-heavy
-# jobs it has taken 32, so the bounds leave room for that within CI's 90.
+# About 12 minutes on an idle 2-CPU host under TCG; beside a CPU-heavy job
+# it has taken 23, and the bounds leave room for more within CI's 90.
 test-vm:
 	mkdir -p _out
 	$(GO) test -c -tags $(TEST_TAGS) -o _out/lvm2.test ./lvm/lvm2
