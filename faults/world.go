@@ -289,8 +289,8 @@ func (w *World) checkPoolLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
 	// A live keeper attaches a spare's image before it mounts it, and
 	// detaches it after it unmounts it: those are its while it lives.
 	kept := sparesKept(w.StateDir)
-	keepers := func(file string) bool {
-		name := filepath.Base(file)
+	keepers := func(path string) bool {
+		name := filepath.Base(path)
 		return kept && (strings.HasPrefix(name, lvm.SparePrefix) || strings.HasPrefix(name, ".tmp-"+lvm.SparePrefix))
 	}
 	// Autoclear loop devices detach shortly after their last user goes.
@@ -334,7 +334,7 @@ func (w *World) checkPoolLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
 		ents, _ := os.ReadDir(filepath.Join(w.PoolsDir(), pool, "volumes"))
 		for _, e := range ents {
 			// A live keeper may be cloning a spare right now.
-			if kept && strings.HasPrefix(e.Name(), ".tmp-"+lvm.SparePrefix) {
+			if keepers(e.Name()) {
 				continue
 			}
 			if strings.HasPrefix(e.Name(), ".") {

@@ -26,25 +26,24 @@ type PoolState struct {
 
 // Stats are the figures of a pool's stats files (DESIGN "The tree").
 type Stats struct {
-	Backend         string  `json:"backend"`
-	Pool            string  `json:"pool"`
-	SizeBytes       int64   `json:"size_bytes"`
-	UsedBytes       int64   `json:"used_bytes"`
-	FreeBytes       int64   `json:"free_bytes"`
-	DataPercent     float64 `json:"data_percent"`
-	MetadataPercent float64 `json:"metadata_percent"`
-	MetadataLabel   string  `json:"metadata_label"`
-	ThinVolumes     int     `json:"thin_volumes"`
-	Configs         int     `json:"configs"`
-	Snapshots       int     `json:"snapshots"`
-	Workdirs        int     `json:"workdirs"`
-	// Spares are warm spares kept ready (invisible, not in ThinVolumes).
-	Spares        int       `json:"spares"`
-	WarnPercent   float64   `json:"warn_percent"`
-	RefusePercent float64   `json:"refuse_percent"`
-	Status        string    `json:"status"` // ok | warn | full
-	Health        string    `json:"health,omitempty"`
-	Updated       time.Time `json:"updated"`
+	Backend         string    `json:"backend"`
+	Pool            string    `json:"pool"`
+	SizeBytes       int64     `json:"size_bytes"`
+	UsedBytes       int64     `json:"used_bytes"`
+	FreeBytes       int64     `json:"free_bytes"`
+	DataPercent     float64   `json:"data_percent"`
+	MetadataPercent float64   `json:"metadata_percent"`
+	MetadataLabel   string    `json:"metadata_label"`
+	ThinVolumes     int       `json:"thin_volumes"`
+	Configs         int       `json:"configs"`
+	Snapshots       int       `json:"snapshots"`
+	Workdirs        int       `json:"workdirs"`
+	Spares          int       `json:"spares"` // warm spares kept ready: invisible, not in ThinVolumes
+	WarnPercent     float64   `json:"warn_percent"`
+	RefusePercent   float64   `json:"refuse_percent"`
+	Status          string    `json:"status"` // ok | warn | full
+	Health          string    `json:"health,omitempty"`
+	Updated         time.Time `json:"updated"`
 }
 
 // Status values of Stats.Status.

@@ -195,9 +195,10 @@ func (s *Spec) cleanRoot(ctx context.Context, root string, had int) {
 	}
 }
 
-// ownedByPackage tells whether a package installed in root owns path. When
-// rpm cannot say, the answer is yes: a directory left behind is harmless,
-// one of the root's removed is not.
+// ownedByPackage tells whether a package installed in root owns path (rpm
+// looks path up on the host first: the cachedir is there). When rpm cannot
+// say, the answer is yes: a directory left behind is harmless, one of the
+// root's removed is not. Most runs ask once; a bootstrap, twice.
 func ownedByPackage(ctx context.Context, root, path string) bool {
 	cmd, err := HostRPM(ctx, "-qf", "--root", root, "--qf", "%{NAME}\n", path)
 	if err != nil {
