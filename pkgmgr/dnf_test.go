@@ -141,3 +141,64 @@ func TestReadHeader(t *testing.T) {
 		t.Fatalf("dynbr: %+v", h)
 	}
 }
+
+// A local repository rebuilt after a run is read again by the next run,
+// whatever dnf's metadata_expire says: the builddep snapshots are keyed
+// on the repository's repomd.xml as it is now, so dnf must install from
+// that and not from its cached copy (a stale copy once installed a
+// package that was no longer there).
+func TestLocalRepoChangeSeenAtOnce(t *testing.T) {
+	d, s := testdist(t)
+	ctx := testguard.Context(t)
+	v, err := d.Variant(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "repo")
+	if err := os.Symlink(d.RepoDir, link); err != nil {
+		t.Fatal(err)
+	}
+	s.Conf = strings.Replace(s.Conf, "baseurl=file://"+d.RepoDir, "baseurl=file://"+link, 1)
+	if !strings.Contains(s.Conf, link) {
+		t.Fatalf("the config does not name the repository %s:\n%s", d.RepoDir, s.Conf)
+	}
+	// An hour: without a refresh, the second run would trust the cache.
+	s.Conf = strings.Replace(s.Conf, "metadata_expire=0\n", "metadata_expire=3600\n", 1)
+	if !strings.Contains(s.Conf, "metadata_expire=3600") {
+		t.Fatalf("the config sets no metadata_expire:\n%s", s.Conf)
+	}
+	install := func(want string) {
+		t.Helper()
+		root := t.TempDir()
+		var log bytes.Buffer
+		if err := s.Run(ctx, root, RunOptions{Out: &log}, "install", "thinroot-test-dep"); err != nil {
+			t.Fatalf("%v\n%s", err, log.String())
+		}
+		list, err := InstalledPackages(ctx, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(list), want) {
+			t.Fatalf("installed, want %s:\n%s\n%s", want, list, log.String())
+		}
+	}
+	install("thinroot-test-dep-1.0-1.")
+	tmp := link + ".new"
+	point := func(dir string) {
+		t.Helper()
+		os.Remove(tmp)
+		if err := os.Symlink(dir, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	point(v.RepoDir)
+	install("thinroot-test-dep-1.0-2.")
+	// Offline (mock's online=False, dnf's -C) too: a local repository
+	// needs no network.
+	s.Online = false
+	point(d.RepoDir)
+	install("thinroot-test-dep-1.0-1.")
+}

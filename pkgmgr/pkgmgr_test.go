@@ -356,3 +356,18 @@ func TestCleanRootKeepsTheRootsDirectories(t *testing.T) {
 		t.Errorf("cleanRoot removed a file of the root's: %v", err)
 	}
 }
+
+// A repository's cache directories are <id>-<16 hex digits>: another
+// repository whose id starts with the same name is not one of them.
+func TestCachedRepoDirs(t *testing.T) {
+	s := &Spec{CacheDir: t.TempDir(), Kind: DNF4}
+	for _, d := range []string{"fedora-0123456789abcdef", "fedora-cisco-openh264-0123456789abcdef", "fedora-012345", "fedora-0123456789abcdeg"} {
+		if err := os.MkdirAll(filepath.Join(s.Cache().Dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := s.cachedRepoDirs("fedora")
+	if len(got) != 1 || filepath.Base(got[0]) != "fedora-0123456789abcdef" {
+		t.Fatalf("fedora's cache directories: %v", got)
+	}
+}

@@ -1,6 +1,7 @@
 package pkgmgr
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -98,21 +99,9 @@ func (s *Spec) RepoChecksums(ctx context.Context, root string, o RunOptions) (Ch
 	sums := Checksums{Repos: map[string]string{}}
 	var remote []string
 	for _, r := range s.Repos() {
-		found := false
-		for _, u := range r.BaseURLs {
-			p, ok := strings.CutPrefix(u, "file://")
-			if !ok {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join(p, "repodata", "repomd.xml"))
-			if err != nil {
-				continue
-			}
+		if b, ok := s.localRepomd(r); ok {
 			sums.Repos[r.ID] = sha(b)
-			found = true
-			break
-		}
-		if !found {
+		} else {
 			remote = append(remote, r.ID)
 		}
 	}
@@ -144,13 +133,12 @@ func (s *Spec) RepoChecksums(ctx context.Context, root string, o RunOptions) (Ch
 }
 
 // cachedRepomd reads a repository's repomd.xml from the package
-// manager's cache: <cachedir>/<id>-<hash>/repodata/repomd.xml, the newest
-// when there are several.
+// manager's cache, the newest when there are several.
 func (s *Spec) cachedRepomd(id string) ([]byte, error) {
-	ms, _ := filepath.Glob(filepath.Join(s.Cache().Dir, id+"-*", "repodata", "repomd.xml"))
 	var best string
 	var bestT int64
-	for _, m := range ms {
+	for _, d := range s.cachedRepoDirs(id) {
+		m := filepath.Join(d, "repodata", "repomd.xml")
 		if fi, err := os.Stat(m); err == nil && fi.ModTime().UnixNano() > bestT {
 			best, bestT = m, fi.ModTime().UnixNano()
 		}
@@ -159,6 +147,95 @@ func (s *Spec) cachedRepomd(id string) ([]byte, error) {
 		return nil, fmt.Errorf("no cached repomd.xml in %s", s.Cache().Dir)
 	}
 	return os.ReadFile(best)
+}
+
+// cachedRepoDirs are a repository's directories in the package manager's
+// cache: <cachedir>/<id>-<16 hex digits> (dnf hashes the repository's
+// URLs into the suffix). The suffix is checked so that "fedora" does not
+// take "fedora-cisco-openh264"'s.
+func (s *Spec) cachedRepoDirs(id string) []string {
+	ms, _ := filepath.Glob(filepath.Join(s.Cache().Dir, id+"-*"))
+	out := ms[:0]
+	for _, m := range ms {
+		if isHex16(strings.TrimPrefix(filepath.Base(m), id+"-")) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func isHex16(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// reloadLocalRepos makes the package manager read again each file://
+// repository whose repomd.xml changed since it cached it. dnf would trust
+// its copy until metadata_expire runs out and, its clock counting whole
+// seconds, even with metadata_expire=0 when the repository changed within
+// a second of the last run; builddep snapshots are keyed on the
+// repository as it is now, so a run must install from that. The stale
+// copy is removed, and read again at once by a makecache of those
+// repositories when the config is offline (-C finds no cache otherwise);
+// reading a local repository needs no network. Called under the cache
+// lock.
+func (s *Spec) reloadLocalRepos(ctx context.Context, root string, o RunOptions) error {
+	var stale []string
+	for _, r := range s.Repos() {
+		live, ok := s.localRepomd(r)
+		if !ok {
+			continue
+		}
+		dropped := false
+		for _, d := range s.cachedRepoDirs(r.ID) {
+			b, err := os.ReadFile(filepath.Join(d, "repodata", "repomd.xml"))
+			if err == nil && bytes.Equal(b, live) {
+				continue
+			}
+			if err := os.RemoveAll(d); err != nil {
+				return fmt.Errorf("drop the stale metadata of repository %s: %w", r.ID, err)
+			}
+			dropped = true
+		}
+		if dropped {
+			stale = append(stale, r.ID)
+		}
+	}
+	if len(stale) == 0 || s.Online {
+		return nil
+	}
+	online := *s
+	online.Online = true
+	args := []string{"makecache"}
+	for _, id := range stale {
+		args = append(args, "--repo="+id)
+	}
+	if err := online.run(ctx, root, o, args...); err != nil {
+		return fmt.Errorf("read the changed local repositories %v again: %w", stale, err)
+	}
+	return nil
+}
+
+// localRepomd reads the repomd.xml of a repository's first readable
+// file:// URL.
+func (s *Spec) localRepomd(r Repo) ([]byte, bool) {
+	for _, u := range r.BaseURLs {
+		p, ok := strings.CutPrefix(u, "file://")
+		if !ok {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(p, "repodata", "repomd.xml")); err == nil {
+			return b, true
+		}
+	}
+	return nil, false
 }
 
 func sha(b []byte) string {

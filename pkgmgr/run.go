@@ -37,18 +37,25 @@ func (s *Spec) Run(ctx context.Context, root string, o RunOptions, args ...strin
 	if len(args) == 0 {
 		return errors.New("pkgmgr: no sub-command")
 	}
-	out := o.Out
-	if out == nil {
-		out = io.Discard
-	}
-	c := s.Cache()
-	unlock, err := lockFile(ctx, c.Lock, o.Waiting)
+	unlock, err := lockFile(ctx, s.Cache().Lock, o.Waiting)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	if err := s.prepare(); err != nil {
 		return err
+	}
+	if err := s.reloadLocalRepos(ctx, root, o); err != nil {
+		return err
+	}
+	return s.run(ctx, root, o, args...)
+}
+
+// run is Run under the cache lock.
+func (s *Spec) run(ctx context.Context, root string, o RunOptions, args ...string) error {
+	out := o.Out
+	if out == nil {
+		out = io.Discard
 	}
 	argv := s.Argv(root, args...)
 	fmt.Fprintf(out, "Executing command: %s\n", PyRepr(argv))
