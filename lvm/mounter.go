@@ -25,6 +25,10 @@ type Mounter interface {
 	// use fails wrapping ErrBusy, unless lazy (detached now, cleaned up
 	// when its last user leaves).
 	Unmount(target string, lazy bool) error
+	// Discard unmounts a workdir about to be removed without writing
+	// back what its cache holds; a mount still in use fails wrapping
+	// ErrBusy, as Unmount.
+	Discard(target string) error
 	// Mounted reads the mount table once and answers from it whether
 	// something is mounted at a path.
 	Mounted() (func(path string) bool, error)
@@ -48,6 +52,14 @@ func (hostMounter) Mount(spec backend.Mount, target, options string) error {
 
 func (hostMounter) Unmount(target string, lazy bool) error {
 	err := mount.Unmount(target, lazy)
+	if err != nil && errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("%w: %w", ErrBusy, err)
+	}
+	return err
+}
+
+func (hostMounter) Discard(target string) error {
+	err := mount.Discard(target)
 	if err != nil && errors.Is(err, unix.EBUSY) {
 		return fmt.Errorf("%w: %w", ErrBusy, err)
 	}

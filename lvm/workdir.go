@@ -159,8 +159,12 @@ func (m *Manager) RemoveWorkdir(ctx context.Context, root, ext string) error {
 		target := o.c.ChrootDir(ext)
 		// What it read warms the next spares of its snapshot.
 		m.noteHot(root, o.r.Find(vol).Origin, target)
-		// Unmount before anything is recorded: a busy mount changes nothing.
-		if err := m.mounter.Unmount(target, false); err != nil {
+		// Unmount before anything is recorded: a busy mount changes
+		// nothing. What the workdir's cache still holds is dropped, not
+		// written to a volume removed next (a second or more after a
+		// package manager's run); should a crash come before the intent,
+		// the workdir is mounted again as its journal last had it.
+		if err := m.mounter.Discard(target); err != nil {
 			return fmt.Errorf("remove workdir %s.%s: %w", root, ext, err)
 		}
 		if err := o.begin(journal.Intent{Op: journal.WorkdirRemove, Volumes: []string{vol}, Mounts: []string{target}}); err != nil {

@@ -349,6 +349,9 @@ func (m *Mounter) Mount(spec backend.Mount, target, options string) error {
 	return err
 }
 
+// Discard is Unmount: the memory backend has no cache to drop.
+func (m *Mounter) Discard(target string) error { return m.Unmount(target, false) }
+
 // Unmount drops target from the table and empties the directory.
 func (m *Mounter) Unmount(target string, lazy bool) error {
 	maybeKill("before", "unmount")
