@@ -148,10 +148,14 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 	ents, _ := os.ReadDir(filepath.Join(w.StateDir, "intents"))
 	var left []string
 	kept := sparesKept(w.StateDir)
+	// A live keeper makes and drops spares in the background: its
+	// intents, and the temporaries they are written through, are work
+	// under way, not left by a crash.
+	spareIntent := func(name string) bool {
+		return kept && strings.HasPrefix(strings.TrimPrefix(name, ".new-"), "spare-")
+	}
 	for _, e := range ents {
-		// A live keeper makes and drops spares in the background: its
-		// intents are work under way, not left by a crash.
-		if kept && strings.HasPrefix(strings.TrimPrefix(e.Name(), ".new-"), "spare-") {
+		if spareIntent(e.Name()) {
 			continue
 		}
 		left = append(left, e.Name())
@@ -219,7 +223,7 @@ func (w *World) CheckInvariants(m *lvm.Manager, r *Rec) {
 			if d.IsDir() && (p == w.PoolsDir() || (d.Name() == "root" && p != dir)) {
 				return filepath.SkipDir // the pools' and volumes' own contents
 			}
-			if n := d.Name(); strings.Contains(n, ".tmp-") || strings.HasPrefix(n, ".new-") {
+			if n := d.Name(); (strings.Contains(n, ".tmp-") || strings.HasPrefix(n, ".new-")) && !spareIntent(n) {
 				tmps = append(tmps, strings.TrimPrefix(p, filepath.Dir(dir)+"/"))
 			}
 			return nil
