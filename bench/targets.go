@@ -180,17 +180,18 @@ var whyMissed = map[string]string{
 		"cache of the new filesystem. @CHROOT@The btrfs row, with no loop device, shows what the tree's lookups and the " +
 		"exec cost without one. Overlayfs makes no device, no filesystem and no durable record, which a thinroot " +
 		"workdir needs to be snapshot-able and accounted.",
-	"rpm-warm": "See the phase columns. The test distribution's buildroot is small (Debian's packages as RPMs: its root cache " +
-		"untars in about half a second), so what thinroot saves on the root is a small share of the build. Its BuildRequires " +
-		"phase is mock's build setup, not a bare dnf builddep: the SRPM is rebuilt in the root (rpmbuild -bs) to read its " +
-		"BuildRequires, the package manager runs in the build's sandbox, and the builddep key is computed; and the rest " +
-		"(the installed-packages list, the SRPM's install, the results, removing the workdir, the daemon's round trips) " +
-		"is work the hand-made way does not do. The root-ready share grows with a real distribution's root (benchmark 1: " +
-		"untar of a 300 MiB root takes seconds).",
-	"rpm-hit": "A builddep-snapshot hit skips the package manager (see the BuildRequires column), but on this small " +
-		"distribution the untar way's own total is a few seconds, of which rpmbuild and the fixed costs of an RPM build " +
-		"(the SRPM's install, rpmbuild's own start, the results, the workdir's removal) are a large part that no root or " +
-		"snapshot can save.",
+	"rpm-warm": "See the phase columns. The test distribution's buildroot is small (Debian's packages as RPMs: its root " +
+		"cache untars in well under a second), so what thinroot saves on the root is a small share of a build that takes " +
+		"about a second by hand; 5x would leave thinroot about the time rpmbuild alone takes in every approach (the " +
+		"rpmbuild column). Its BuildRequires phase is mock's build setup, not a bare dnf builddep: the SRPM is rebuilt in " +
+		"the root (rpmbuild -bs) to read its BuildRequires, as mock does, and the package manager runs in the build's " +
+		"sandbox; the rest (the installed-packages list, the SRPM's install, the results, removing the workdir, the " +
+		"daemon's round trips) is work the hand-made way does not do. The root-ready share grows with a real " +
+		"distribution's root (benchmark 1: untar of a 300 MiB root takes seconds).",
+	"rpm-hit": "A builddep-snapshot hit skips the package manager (the BuildRequires column is then the SRPM's rebuild " +
+		"in the root and the snapshot's clone), but on this small distribution the untar way's whole build takes about a " +
+		"second, of which rpmbuild and the fixed costs of an RPM build (rpmbuild's own start, the SRPM's install, the " +
+		"results, the workdir's removal) are a large part that no root or snapshot can save.",
 	"rpm-parallel": "The eight builds share two CPUs with other work; after the one bootstrap and the one BuildRequires " +
 		"install, each build still clones its workdir from the builddep snapshot, installs the SRPM, runs rpmbuild and " +
 		"collects its results, and eight of those at once on two cores take several times one of them (compare the " +
