@@ -113,7 +113,10 @@ def dpkg_db():
     db = {}
     for line in out.splitlines():
         f = line.split("\t")
-        if len(f) != 8 or not f[0].startswith("ii"):
+        # Installed: wanted installed (or held) and unpacked and
+        # configured, triggers pending or not (apt running elsewhere on
+        # the host leaves libc-bin's ldconfig trigger pending for a while).
+        if len(f) != 8 or len(f[0]) < 2 or f[0][0] not in "ih" or f[0][1] not in "itW":
             continue
         _, name, arch, version, provides, predeps, deps, summary = f
         if arch not in (native, "all"):
