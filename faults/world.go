@@ -291,11 +291,13 @@ func (w *World) checkPoolLeaks(st *lvm.State, table []mount.Entry, r *Rec) {
 	}
 	var leaks []string
 	// A live keeper attaches a spare's image before it mounts it, and
-	// detaches it after it unmounts it: those are its while it lives.
+	// detaches it after it unmounts it: those are its while it lives, as
+	// are the temporaries a spare's volume is written through (.tmp-<name>
+	// for the clone, .<name>.json.tmp-N for its sidecar).
 	kept := sparesKept(w.StateDir)
 	keepers := func(path string) bool {
-		name := filepath.Base(path)
-		return kept && (strings.HasPrefix(name, lvm.SparePrefix) || strings.HasPrefix(name, ".tmp-"+lvm.SparePrefix))
+		name := strings.TrimPrefix(strings.TrimPrefix(filepath.Base(path), "."), "tmp-")
+		return kept && strings.HasPrefix(name, lvm.SparePrefix)
 	}
 	// Autoclear loop devices detach shortly after their last user goes.
 	deadline := time.Now().Add(5 * time.Second)
