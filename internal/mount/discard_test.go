@@ -169,3 +169,36 @@ func TestDiscardLeavesWhatOthersUse(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A workdir with something mounted inside it (a build's /proc, a bind
+// mount a user left) is in use: Discard fails with EBUSY and changes
+// nothing, as Unmount would; once the inner mount is gone it goes ahead.
+func TestDiscardLeavesAMountWithMountsInside(t *testing.T) {
+	_, dir, _ := fsOnLoop(t, "ext4")
+	inner := filepath.Join(dir, "proc")
+	if err := os.Mkdir(inner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", inner, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(inner, unix.MNT_DETACH) })
+	if err := mount.Discard(dir); !errors.Is(err, unix.EBUSY) {
+		t.Fatalf("Discard of a mount with a mount inside: %v, want EBUSY", err)
+	}
+	if ok, _ := mount.IsMountpoint(inner); !ok {
+		t.Fatal("the inner mount is gone")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "after"), []byte("x"), 0o644); err != nil {
+		t.Fatalf("the mount no longer works: %v", err)
+	}
+	if err := mount.Unmount(inner, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := mount.Discard(dir); err != nil {
+		t.Fatalf("Discard once the inner mount is gone: %v", err)
+	}
+	if ok, _ := mount.IsMountpoint(dir); ok {
+		t.Fatal("still mounted")
+	}
+}
