@@ -2,12 +2,15 @@ package pkgmgr
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/internal/testguard"
 	"github.com/thinroot/thinroot/mockcfg"
 	"github.com/thinroot/thinroot/sandbox"
@@ -370,4 +373,34 @@ func TestCachedRepoDirs(t *testing.T) {
 	if len(got) != 1 || filepath.Base(got[0]) != "fedora-0123456789abcdef" {
 		t.Fatalf("fedora's cache directories: %v", got)
 	}
+}
+
+// The cache lock waits while another run holds it, says so once, and
+// gives up when the context ends; it is the same lock as internal/lock's,
+// which the other thinroot processes take.
+func TestCacheLockWaits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache", "lock")
+	first, err := lockCache(testguard.Context(t), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := lock.TryLock(path, true); h != nil || err != nil {
+		t.Fatalf("the cache lock is not internal/lock's: TryLock took it (%v)", err)
+	}
+	var waited []string
+	ctx, cancel := context.WithTimeout(testguard.Context(t), 200*time.Millisecond)
+	defer cancel()
+	_, err = lockCache(ctx, path, func(l string) { waited = append(waited, l) })
+	if err == nil || !strings.Contains(err.Error(), "waiting for "+path) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a held lock: %v, want a deadline error naming %s", err, path)
+	}
+	if len(waited) != 1 || waited[0] != path {
+		t.Errorf("waiting called with %q, want once with %s", waited, path)
+	}
+	first.Release()
+	second, err := lockCache(testguard.Context(t), path, func(string) { t.Error("waited for a free lock") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.Release()
 }

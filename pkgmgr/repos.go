@@ -165,15 +165,7 @@ func (s *Spec) cachedRepoDirs(id string) []string {
 }
 
 func isHex16(s string) bool {
-	if len(s) != 16 {
-		return false
-	}
-	for _, c := range s {
-		if !strings.ContainsRune("0123456789abcdef", c) {
-			return false
-		}
-	}
-	return true
+	return len(s) == 16 && strings.Trim(s, "0123456789abcdef") == ""
 }
 
 // reloadLocalRepos makes the package manager read again each file://

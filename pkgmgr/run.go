@@ -12,8 +12,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
+	"github.com/thinroot/thinroot/internal/lock"
 	"github.com/thinroot/thinroot/sandbox"
 )
 
@@ -37,11 +37,11 @@ func (s *Spec) Run(ctx context.Context, root string, o RunOptions, args ...strin
 	if len(args) == 0 {
 		return errors.New("pkgmgr: no sub-command")
 	}
-	unlock, err := lockFile(ctx, s.Cache().Lock, o.Waiting)
+	held, err := lockCache(ctx, s.Cache().Lock, o.Waiting)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer held.Release()
 	if err := s.prepare(); err != nil {
 		return err
 	}
@@ -255,37 +255,21 @@ func (t *tailBuffer) String() string {
 	return t.b.String()
 }
 
-// lockFile takes an exclusive flock on path, waiting until ctx ends. It
-// calls waiting once when it has to wait.
-func lockFile(ctx context.Context, path string, waiting func(string)) (func(), error) {
+// lockCache takes the cache's lock, waiting until ctx ends; waiting is
+// called once when another run holds it.
+func lockCache(ctx context.Context, path string, waiting func(string)) (*lock.Held, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	said := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		if !said && waiting != nil {
+	h, err := lock.Lock(ctx, path, true, func(lock.Holder) {
+		if waiting != nil {
 			waiting(path)
-			said = true
 		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for %s: %w", path, context.Cause(ctx))
-		case <-time.After(50 * time.Millisecond):
-		}
+	})
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("waiting for %s: %w", path, context.Cause(ctx))
 	}
+	return h, err
 }
 
 // PyRepr renders argv as Python prints a list of strings, the way mock's
