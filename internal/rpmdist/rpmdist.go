@@ -16,7 +16,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -28,6 +27,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/thinroot/thinroot/internal/lock"
 )
 
 // CacheRoot holds the built distributions, one directory per key, and the
@@ -241,11 +242,11 @@ func complete(dir string) bool {
 // buildLocked builds the distribution of key under the key's lock, unless
 // another process finished it while this one waited.
 func buildLocked(ctx context.Context, recipe, cacheRoot, key string, logw io.Writer) error {
-	unlock, err := lock(ctx, filepath.Join(cacheRoot, ".lock-"+key), logw)
+	held, err := lockKey(ctx, filepath.Join(cacheRoot, ".lock-"+key), logw)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer held.Release()
 	dir := filepath.Join(cacheRoot, key)
 	if complete(dir) {
 		fmt.Fprintf(logw, "rpmdist: %s was built by another process\n", dir)
@@ -325,48 +326,28 @@ func prune(cacheRoot, keep string, logw io.Writer) {
 			continue
 		}
 		lockPath := filepath.Join(cacheRoot, ".lock-"+name)
-		f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o644)
-		if err != nil {
+		held, err := lock.TryLock(lockPath, true)
+		if err != nil || held == nil {
 			continue
 		}
-		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
-			fmt.Fprintf(logw, "rpmdist: removing %s, unused since %s\n", name, info.ModTime().Format(time.RFC3339))
-			// The lock file stays: removing it would let two processes
-			// lock different files of one name.
-			os.RemoveAll(filepath.Join(cacheRoot, name))
-		}
-		f.Close()
+		fmt.Fprintf(logw, "rpmdist: removing %s, unused since %s\n", name, info.ModTime().Format(time.RFC3339))
+		// The lock file stays: removing it would let two processes lock
+		// different files of one name.
+		os.RemoveAll(filepath.Join(cacheRoot, name))
+		held.Release()
 	}
 }
 
-// lock takes an exclusive flock on path, waiting (and saying so) while
+// lockKey takes the lock of a key's build, waiting (and saying so) while
 // another process holds it, until ctx ends.
-func lock(ctx context.Context, path string, logw io.Writer) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
+func lockKey(ctx context.Context, path string, logw io.Writer) (*lock.Held, error) {
+	h, err := lock.Lock(ctx, path, true, func(lock.Holder) {
+		fmt.Fprintf(logw, "rpmdist: waiting for %s (another process is building)\n", path)
+	})
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("rpmdist: waiting for %s: %w", path, ctx.Err())
 	}
-	said := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("rpmdist: lock %s: %w", path, err)
-		}
-		if !said {
-			fmt.Fprintf(logw, "rpmdist: waiting for %s (another process is building)\n", path)
-			said = true
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("rpmdist: waiting for %s: %w", path, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return h, err
 }
 
 // open describes the built distribution of key with the given repository.
