@@ -143,3 +143,22 @@ func Attached() map[string]string {
 	}
 	return out
 }
+
+// Written is what block device dev (/dev/loopN) has been asked to write
+// since it was attached, in bytes: the seventh field of its sysfs stat,
+// in 512-byte sectors. Tests read it to tell a write-back from a discard.
+func Written(dev string) (int64, error) {
+	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(dev), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 7 {
+		return 0, fmt.Errorf("%s's stat: %q", dev, b)
+	}
+	n, err := strconv.ParseInt(f[6], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s's stat: %w", dev, err)
+	}
+	return n * 512, nil
+}

@@ -6,8 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -65,23 +63,14 @@ func dirty(t *testing.T, dir string, n int) {
 	}
 }
 
-// writtenMiB is what has been written to a block device so far, in MiB:
-// the seventh field of its stat, in 512-byte sectors.
+// writtenMiB is what the device has been asked to write so far, in MiB.
 func writtenMiB(t *testing.T, dev *loop.Device) int64 {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(dev.Path), "stat"))
+	n, err := loop.Written(dev.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 7 {
-		t.Fatalf("%s's stat: %q", dev.Path, b)
-	}
-	n, err := strconv.ParseInt(f[6], 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n * 512 >> 20
+	return n >> 20
 }
 
 // Discard drops what the filesystem has not written yet, where Unmount

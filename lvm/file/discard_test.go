@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/thinroot/thinroot/internal/loop"
 	"github.com/thinroot/thinroot/internal/mount"
 	"github.com/thinroot/thinroot/lvm"
 	"github.com/thinroot/thinroot/lvm/lvmtest"
@@ -83,21 +83,12 @@ func writtenRemoving(t *testing.T, f *lvmtest.Fixture, ext string, remove func(e
 	return writtenMiB(t, e.Source) - before
 }
 
-// writtenMiB is what block device dev has written so far, in MiB: the
-// seventh field of its stat, in 512-byte sectors.
+// writtenMiB is what the device has been asked to write so far, in MiB.
 func writtenMiB(t *testing.T, dev string) int64 {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(dev), "stat"))
+	n, err := loop.Written(dev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fields := strings.Fields(string(b))
-	if len(fields) < 7 {
-		t.Fatalf("%s's stat: %q", dev, b)
-	}
-	n, err := strconv.ParseInt(fields[6], 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n * 512 >> 20
+	return n >> 20
 }
